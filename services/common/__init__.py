@@ -1,0 +1,1 @@
+"""Concerns shared by every Shopstack service: configuration, telemetry, flags, Kafka, HTTP and health."""

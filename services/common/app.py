@@ -1,0 +1,198 @@
+"""The Quart application every service is built on.
+
+`ServiceApp` adds what all nine services share: JSON errors that name the bad field, `/healthz`,
+`/readyz` (running the service's own readiness checks), `/metrics`, an OpenAPI document at
+`/openapi.json`, traced requests named by their route template, feature flags loaded before serving,
+and resources (clients, consumers) closed in reverse order when the service stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any, TypeVar, cast
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+from quart import Quart, Response, current_app, jsonify, request
+from quart_schema import QuartSchema, RequestSchemaValidationError, hide
+from werkzeug.exceptions import HTTPException
+
+from services.common.config import ServiceSettings
+from services.common.flags import FeatureFlags
+from services.common.http import UpstreamRejected, UpstreamUnavailable
+from services.common.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+R = TypeVar("R")
+
+READINESS_TIMEOUT_SECONDS = 2.0
+UNTRACED_PATHS = "healthz,readyz,metrics"
+
+
+class ErrorBody(BaseModel):
+    """The JSON body of every error response."""
+
+    error: str
+    status: int
+    fields: list[dict[str, str]] | None = None
+
+
+def error_response(status: int, message: str, fields: list[dict[str, str]] | None = None) -> Response:
+    body = ErrorBody(error=message, status=status, fields=fields)
+    response = jsonify(body.model_dump(exclude_none=True))
+    response.status_code = status
+    return response
+
+
+def field_errors(error: ValidationError) -> list[dict[str, str]]:
+    """Pydantic's errors as `{"field": "items.0.quantity", "message": ...}` entries."""
+    return [
+        {"field": ".".join(str(part) for part in e["loc"]) or "body", "message": e["msg"]}
+        for e in error.errors()
+    ]
+
+
+class ServiceApp(Quart):
+    """A Quart app with the settings, flags, readiness checks and resources of one service."""
+
+    def __init__(self, name: str, settings: ServiceSettings, *, title: str, version: str = "1") -> None:
+        super().__init__(name)
+        self.service_name = name
+        self.settings = settings
+        self.flags = FeatureFlags.from_file(settings.flags_file, name)
+        self.readiness_checks: dict[str, ReadinessCheck] = {}
+        self._resources = AsyncExitStack()
+
+        setup_telemetry(name, settings.log_level)
+        QuartSchema(
+            self,
+            openapi_path="/openapi.json",
+            swagger_ui_path="/docs",
+            redoc_ui_path=None,
+            scalar_ui_path=None,
+            info={"title": title, "version": version},
+        )
+        self._register_error_handlers()
+        self._register_health_routes()
+        self.after_serving(self._resources.aclose)
+        self.after_serving(self._stop_flags)
+        self.before_request(_name_span_by_route)
+        self.asgi_app = OpenTelemetryMiddleware(  # type: ignore[method-assign]
+            self.asgi_app,
+            excluded_urls=UNTRACED_PATHS,
+            default_span_details=_method_only,
+            exclude_spans=["receive", "send"],
+        )
+
+    def readiness_check(self, name: str) -> Callable[[ReadinessCheck], ReadinessCheck]:
+        """Register a check that `/readyz` runs; it raises (with a reason) when not ready."""
+
+        def register(check: ReadinessCheck) -> ReadinessCheck:
+            self.readiness_checks[name] = check
+            return check
+
+        return register
+
+    async def enter(self, resource: AbstractAsyncContextManager[R]) -> R:
+        """Open `resource` now and close it when the service stops, after in-flight requests."""
+        return await self._resources.enter_async_context(resource)
+
+    def on_stop(self, callback: Callable[[], Awaitable[Any]]) -> None:
+        self._resources.push_async_callback(callback)
+
+    async def _stop_flags(self) -> None:
+        self.flags.shutdown()
+
+    def _register_error_handlers(self) -> None:
+        @self.errorhandler(RequestSchemaValidationError)
+        async def invalid_request(error: RequestSchemaValidationError) -> Response:
+            cause = error.validation_error
+            if isinstance(cause, ValidationError):
+                fields = field_errors(cause)
+                names = ", ".join(f["field"] for f in fields)
+                return error_response(400, f"invalid request: {names}", fields)
+            return error_response(400, "invalid request: body must be a JSON object")
+
+        @self.errorhandler(HTTPException)
+        async def http_error(error: HTTPException) -> Response:
+            return error_response(error.code or 500, error.description or error.name)
+
+        @self.errorhandler(UpstreamUnavailable)
+        async def upstream_unavailable(error: UpstreamUnavailable) -> Response:
+            log.warning("upstream unavailable: %s", error)
+            return error_response(503, str(error))
+
+        @self.errorhandler(UpstreamRejected)
+        async def upstream_rejected(error: UpstreamRejected) -> Response:
+            log.warning("upstream rejected a request: %s", error)
+            return error_response(502, str(error))
+
+    def _register_health_routes(self) -> None:
+        @self.get("/healthz")
+        @hide
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @self.get("/readyz")
+        @hide
+        async def readyz() -> tuple[dict[str, Any], int]:
+            results = await asyncio.gather(*(_run_check(check) for check in self.readiness_checks.values()))
+            checks = dict(zip(self.readiness_checks, results, strict=True))
+            ready = all(result == "ok" for result in checks.values())
+            return {"status": "ready" if ready else "unready", "checks": checks}, 200 if ready else 503
+
+        @self.get("/metrics")
+        @hide
+        async def metrics() -> Response:
+            return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def service_app() -> ServiceApp:
+    """The running service's app, typed."""
+    return cast(ServiceApp, current_app)
+
+
+def flags() -> FeatureFlags:
+    return service_app().flags
+
+
+async def _run_check(check: ReadinessCheck) -> str:
+    try:
+        await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"timed out after {READINESS_TIMEOUT_SECONDS}s"
+    except Exception as err:  # noqa: BLE001 - any failure means not ready, reported as text
+        return str(err) or type(err).__name__
+    return "ok"
+
+
+def _method_only(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Name the server span by method until routing names it by template (never by raw path)."""
+    return scope.get("method", "HTTP"), {}
+
+
+async def _name_span_by_route() -> None:
+    rule = request.url_rule
+    if rule is not None:
+        span = trace.get_current_span()
+        span.update_name(f"{request.method} {rule.rule}")
+        span.set_attribute("http.route", rule.rule)
+
+
+@asynccontextmanager
+async def background_task(coro: Awaitable[None], name: str) -> AsyncIterator[asyncio.Task[None]]:
+    """Run `coro` as a task for the life of the context; cancel it on exit."""
+    task: asyncio.Task[None] = asyncio.ensure_future(coro)
+    task.set_name(name)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,19 @@
+"""The async AWS client session. Endpoint, region and credentials come from the standard `AWS_*`
+variables (`AWS_ENDPOINT_URL` points at the emulator in the local cloud only)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import aioboto3
+from botocore.config import Config
+
+CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+
+_session = aioboto3.Session()
+
+
+def dynamodb_table_resource() -> AbstractAsyncContextManager[Any]:
+    """A DynamoDB service resource; enter it for the life of the service."""
+    return _session.resource("dynamodb", config=CLIENT_CONFIG)

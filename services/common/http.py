@@ -1,0 +1,84 @@
+"""Calls to peer services: one pooled, traced httpx client per peer, with timeouts and clear errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+CONNECT_RETRIES = 2
+
+
+class UpstreamUnavailable(Exception):
+    """A peer could not be reached, timed out or failed (5xx)."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service} unavailable: {reason}")
+        self.service = service
+
+
+class UpstreamRejected(Exception):
+    """A peer answered with a 4xx; `status` and `body` say why."""
+
+    def __init__(self, service: str, status: int, body: Any) -> None:
+        message = body.get("error") if isinstance(body, dict) else None
+        super().__init__(f"{service} answered {status}: {message or body}")
+        self.service = service
+        self.status = status
+        self.body = body
+
+
+class ServiceClient:
+    """JSON calls to one peer service, addressed by its base URL (e.g. `PRODUCT_CATALOG_URL`)."""
+
+    def __init__(self, service: str, base_url: str, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+        self.service = service
+        self.http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=timeout,
+            transport=httpx.AsyncHTTPTransport(retries=CONNECT_RETRIES),
+        )
+
+    async def __aenter__(self) -> ServiceClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.http.aclose()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request and return the decoded JSON body (None for an empty one)."""
+        try:
+            response = await self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException as err:
+            raise UpstreamUnavailable(self.service, f"timed out ({type(err).__name__})") from err
+        except httpx.TransportError as err:
+            raise UpstreamUnavailable(self.service, str(err) or type(err).__name__) from err
+        body = _decode(response)
+        if response.status_code >= 500:
+            raise UpstreamUnavailable(self.service, f"answered {response.status_code}: {body}")
+        if response.status_code >= 400:
+            raise UpstreamRejected(self.service, response.status_code, body)
+        return body
+
+    async def get(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("POST", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def ping(self) -> None:
+        """Raise unless the peer is alive; a service is ready when its peers answer."""
+        await self.get("/healthz")
+
+
+def _decode(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

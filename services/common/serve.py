@@ -1,0 +1,52 @@
+"""`python -m services.<name>`: serve a service's app with hypercorn until SIGTERM or SIGINT.
+
+On the signal, hypercorn stops accepting connections, lets in-flight requests finish (up to
+`SHUTDOWN_TIMEOUT_SECONDS`), then the app's after-serving hooks close clients, commit consumer offsets
+and flush telemetry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from services.common.app import ServiceApp
+from services.common.config import ConfigError, ServiceSettings
+from services.common.flags import FlagsNotReady
+from services.common.telemetry import setup_telemetry
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run(name: str, create_app: Callable[[S], ServiceApp], settings_type: type[S]) -> NoReturn:
+    """Read the settings, build the app and serve it; a bad configuration exits 2 with one line."""
+    try:
+        settings = settings_type.from_env()
+        app = create_app(settings)
+    except (ConfigError, FlagsNotReady) as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        sys.exit(2)
+    config = Config()
+    config.bind = [f"{settings.bind_host}:{settings.port}"]
+    config.graceful_timeout = settings.shutdown_timeout_seconds
+    config.accesslog = None
+    config.errorlog = "-"
+    try:
+        asyncio.run(_serve(app, config))
+    finally:
+        setup_telemetry(name).shutdown()
+    sys.exit(0)
+
+
+async def _serve(app: ServiceApp, config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(app, config, shutdown_trigger=stop.wait)

