@@ -11,11 +11,11 @@ from pathlib import Path
 import boto3
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from sim.telemetry.client import TelemetryQuery
 
 from sim.aws import client_env, start_moto
 from sim.kafka import start_tansu
 from sim.process import ManagedProcess, free_port, http_ok
+from sim.telemetry.client import TelemetryQuery
 from tests.support.shop import FlagsFile, Shop, create_tables
 
 HOST = "127.0.0.1"

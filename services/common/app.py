@@ -84,7 +84,7 @@ class ServiceApp(Quart):
         self.after_serving(self._resources.aclose)
         self.after_serving(self._stop_flags)
         self.before_request(_name_span_by_route)
-        self.asgi_app = OpenTelemetryMiddleware(  # type: ignore[method-assign]
+        self.asgi_app = OpenTelemetryMiddleware(  # type: ignore[method-assign,assignment]
             self.asgi_app,
             excluded_urls=UNTRACED_PATHS,
             default_span_details=_method_only,

@@ -34,7 +34,7 @@ class OrderItem(BaseModel):
 
 
 class OrderPlaced(BaseModel):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     order_id: str
     user_id: str
     email: str
