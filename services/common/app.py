@@ -33,7 +33,8 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 R = TypeVar("R")
 
 READINESS_TIMEOUT_SECONDS = 2.0
-UNTRACED_PATHS = "healthz,readyz,metrics"
+# Probes and scrapes are not traced: a regex matched against the full URL (commas separate regexes).
+UNTRACED_URLS = r"^https?://[^/]+/(healthz|readyz|metrics)/?(\?.*)?$"
 
 
 class ErrorBody(BaseModel):
@@ -86,7 +87,7 @@ class ServiceApp(Quart):
         self.before_request(_name_span_by_route)
         self.asgi_app = OpenTelemetryMiddleware(  # type: ignore[method-assign,assignment]
             self.asgi_app,
-            excluded_urls=UNTRACED_PATHS,
+            excluded_urls=UNTRACED_URLS,
             default_span_details=_method_only,
             exclude_spans=["receive", "send"],
         )

@@ -12,9 +12,7 @@ from aiobotocore.config import AioConfig
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource
 
-CLIENT_CONFIG = AioConfig(
-    connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
-)
+CLIENT_CONFIG = AioConfig(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
 
 _session = aioboto3.Session()
 

@@ -22,8 +22,7 @@ class UpstreamRejected(Exception):
     """A peer answered with a 4xx; `status` and `body` say why."""
 
     def __init__(self, service: str, status: int, body: Any) -> None:
-        message = body.get("error") if isinstance(body, dict) else None
-        super().__init__(f"{service} answered {status}: {message or body}")
+        super().__init__(f"{service} answered {status}: {_message(body)}")
         self.service = service
         self.status = status
         self.body = body
@@ -56,7 +55,7 @@ class ServiceClient:
             raise UpstreamUnavailable(self.service, str(err) or type(err).__name__) from err
         body = _decode(response)
         if response.status_code >= 500:
-            raise UpstreamUnavailable(self.service, f"answered {response.status_code}: {body}")
+            raise UpstreamUnavailable(self.service, f"answered {response.status_code}: {_message(body)}")
         if response.status_code >= 400:
             raise UpstreamRejected(self.service, response.status_code, body)
         return body
@@ -73,6 +72,13 @@ class ServiceClient:
     async def ping(self) -> None:
         """Raise unless the peer is alive; a service is ready when its peers answer."""
         await self.get("/healthz")
+
+
+def _message(body: Any) -> str:
+    """The `error` of a peer's JSON error body, or the body as text."""
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"])
+    return str(body)
 
 
 def _decode(response: httpx.Response) -> Any:

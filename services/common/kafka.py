@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -33,37 +34,97 @@ Handler = Callable[[ConsumerRecord], Awaitable[None]]
 
 FETCH_MAX_WAIT_MS = 50
 RETRY_DELAY_SECONDS = 1.0
+CONNECT_RETRY_SECONDS = 2.0
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+Client = TypeVar("Client", AIOKafkaProducer, AIOKafkaConsumer)
+
+
+class KafkaUnavailable(KafkaError):  # type: ignore[misc]
+    """The broker cannot take or give messages now: not connected yet, or a publish timed out."""
+
+
+async def _try_start(make: Callable[[], Client], what: str) -> Client | None:
+    """Start a client made by `make`; None (and the client closed) when the broker does not answer."""
+    client = make()
+    try:
+        await client.start()
+    except KafkaError as err:
+        log.warning("%s cannot reach Kafka: %s", what, err)
+        await client.stop()
+        return None
+    return client
+
+
+async def _connected(make: Callable[[], Client], what: str) -> Client:
+    """Start a client, retrying with a fresh one until the broker answers.
+
+    A service starts (and reports unready) while Kafka is down, rather than exiting.
+    """
+    while True:
+        client = await _try_start(make, what)
+        if client is not None:
+            return client
+        await asyncio.sleep(CONNECT_RETRY_SECONDS)
 
 
 class Publisher:
     """Publishes to Kafka with `acks=all`; the aiokafka instrumentation adds `traceparent` headers."""
 
     def __init__(self, bootstrap_servers: str, client_id: str) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
+        self._settings = {"bootstrap_servers": bootstrap_servers, "client_id": client_id}
+        self._producer: AIOKafkaProducer | None = None
+        self._connecting: asyncio.Task[AIOKafkaProducer] | None = None
+
+    def _make(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **self._settings,
             acks="all",
             enable_idempotence=False,
-            request_timeout_ms=10_000,
+            request_timeout_ms=int(PUBLISH_TIMEOUT_SECONDS * 1000),
             retry_backoff_ms=200,
             linger_ms=0,
         )
 
     async def __aenter__(self) -> Publisher:
-        await self._producer.start()
+        """Connect now if the broker answers; otherwise keep trying in the background."""
+        self._producer = await _try_start(self._make, "publisher")
+        if self._producer is None:
+            self._connecting = asyncio.create_task(_connected(self._make, "publisher"))
+            self._connecting.add_done_callback(self._on_connected)
         return self
 
+    def _on_connected(self, task: asyncio.Task[AIOKafkaProducer]) -> None:
+        if not task.cancelled():
+            self._producer = task.result()
+
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._producer.stop()
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def publish(
         self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
     ) -> None:
-        """Send one message and wait until every in-sync replica has it."""
-        await self._producer.send_and_wait(topic, value, key=key.encode(), headers=list(headers))
+        """Send one message and wait until every in-sync replica has it, for at most 5 s."""
+        if self._producer is None:
+            raise KafkaUnavailable("not connected to Kafka yet")
+        try:
+            await asyncio.wait_for(
+                self._producer.send_and_wait(topic, value, key=key.encode(), headers=list(headers)),
+                PUBLISH_TIMEOUT_SECONDS,
+            )
+        except TimeoutError:
+            raise KafkaUnavailable(
+                f"publish to {topic} timed out after {PUBLISH_TIMEOUT_SECONDS:.0f}s"
+            ) from None
 
     async def ping(self) -> None:
-        """Raise unless the broker answers a metadata request."""
+        """Raise unless connected and the broker answers a metadata request."""
+        if self._producer is None:
+            raise KafkaUnavailable("not connected to Kafka yet")
         await self._producer.client.fetch_all_metadata()
 
 
@@ -78,15 +139,10 @@ class Worker:
         self.topic = topic
         self.group_id = group_id
         self._handler = handler
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
-            client_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        )
+        self._settings = {"bootstrap_servers": bootstrap_servers, "group_id": group_id}
+        self._consumer: AIOKafkaConsumer | None = None
         self._committed: dict[TopicPartition, int] = {}
+        self._lag = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.processed = meter.create_counter(
@@ -101,51 +157,94 @@ class Worker:
             description="Messages in the topic not yet processed by this consumer group",
         )
 
+    def _make(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            **self._settings,
+            client_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+
     async def __aenter__(self) -> Worker:
-        await self._consumer.start()
-        self._consumer.subscribe([self.topic], listener=_ForgetRevoked(self._committed))
-        self._task = asyncio.create_task(self._run(), name=f"kafka-worker-{self.group_id}")
+        """Join the group now if the broker answers; otherwise keep trying in the background."""
+        self._consumer = await _try_start(self._make, f"consumer group {self.group_id}")
+        self._task = asyncio.create_task(self._supervise(), name=f"kafka-worker-{self.group_id}")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         """Finish the message in hand, commit it, and leave the group."""
         self._stopping.set()
         if self._task is not None:
+            if self._consumer is None:
+                self._task.cancel()  # still waiting for Kafka: nothing in hand to finish
             await asyncio.wait({self._task}, timeout=30)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     def lag(self) -> int:
         """Messages behind the end of the assigned partitions, as of the last fetch."""
+        return self._lag
+
+    def assigned(self) -> bool:
+        """Whether the worker is running and owns partitions: what its readiness means."""
+        alive = self._task is not None and not self._task.done()
+        return alive and self._consumer is not None and bool(self._consumer.assignment())
+
+    async def _supervise(self) -> None:
+        """Connect, then consume; an unexpected failure is logged and consuming resumes after a pause."""
+        if self._consumer is None:
+            self._consumer = await _connected(self._make, f"consumer group {self.group_id}")
+        consumer = self._consumer
+        consumer.subscribe([self.topic], listener=_ForgetRevoked(self._committed))
+        while not self._stopping.is_set():
+            try:
+                await self._run(consumer)
+            except Exception:
+                log.exception(
+                    "consumer group %s failed; resuming in %.0fs", self.group_id, RETRY_DELAY_SECONDS
+                )
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            for tp in consumer.assignment() - self._committed.keys():
+                self._committed[tp] = await consumer.committed(tp) or 0
+            batches = await consumer.getmany(timeout_ms=200, max_records=50)
+            self._lag = self._measure_lag(consumer)
+            for tp, records in batches.items():
+                for record in records:
+                    if tp not in consumer.assignment():
+                        break  # revoked by a rebalance: its new owner resumes from the last commit
+                    if self._stopping.is_set():
+                        self._rewind(tp, record.offset)
+                        return
+                    if not await self._process(record):
+                        self._rewind(tp, record.offset)
+                        await asyncio.sleep(RETRY_DELAY_SECONDS)
+                        break
+                    self._lag = self._measure_lag(consumer)
+
+    def _measure_lag(self, consumer: AIOKafkaConsumer) -> int:
         total = 0
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
             if highwater is not None:
                 total += max(0, highwater - self._committed.get(tp, 0))
         return total
 
-    def assigned(self) -> bool:
-        return bool(self._consumer.assignment())
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            for tp in self._consumer.assignment() - self._committed.keys():
-                self._committed[tp] = await self._consumer.committed(tp) or 0
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=50)
-            for tp, records in batches.items():
-                for record in records:
-                    if self._stopping.is_set():
-                        self._consumer.seek(tp, record.offset)
-                        return
-                    if not await self._process(record):
-                        self._consumer.seek(tp, record.offset)
-                        await asyncio.sleep(RETRY_DELAY_SECONDS)
-                        break
+    def _rewind(self, tp: TopicPartition, offset: int) -> None:
+        """Fetch `tp` again from `offset`, unless a rebalance took it away (seeking it would raise)."""
+        if self._consumer is not None and tp in self._consumer.assignment():
+            self._consumer.seek(tp, offset)
 
     async def _process(self, record: ConsumerRecord) -> bool:
         """Handle and commit one record; False means it must be tried again."""
-        carrier = {key: value.decode(errors="replace") for key, value in record.headers or ()}
+        carrier = {
+            key: value.decode(errors="replace") for key, value in record.headers or () if value is not None
+        }
         with tracer.start_as_current_span(
             f"process {record.topic}",
             context=propagate.extract(carrier),
@@ -176,6 +275,8 @@ class Worker:
 
     async def _commit(self, record: ConsumerRecord) -> bool:
         tp = TopicPartition(record.topic, record.partition)
+        if self._consumer is None:
+            return False
         try:
             await self._consumer.commit({tp: record.offset + 1})
         except KafkaError:

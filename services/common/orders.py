@@ -35,8 +35,8 @@ class OrderItem(BaseModel):
 
 class OrderPlaced(BaseModel):
     schema_version: Literal[1] = 1
-    order_id: str
-    user_id: str
+    order_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=128)
     email: str
     items: list[OrderItem] = Field(min_length=1)
     shipping_address: Address

@@ -18,7 +18,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -93,6 +94,7 @@ def setup_telemetry(service_name: str, log_level: str = "INFO") -> Telemetry:
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(TraceIdFilter())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per peer call is noise
     logger_provider = None
     if "logs" in exporting:
         logger_provider = LoggerProvider(resource=resource)

@@ -1,24 +1,84 @@
-"""Interim receiver: accepts OTLP/HTTP and answers /healthz (the full receiver replaces this)."""
+"""`python -m sim.telemetry`: serve the OTLP/HTTP receiver and its query API until SIGTERM or SIGINT."""
+
+from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
 
-from quart import Quart
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 
-app = Quart("telemetry")
+from sim.telemetry.app import DEFAULT_MAX_BODY_BYTES, create_app
+from sim.telemetry.store import (
+    DEFAULT_MAX_LOGS,
+    DEFAULT_MAX_METRIC_POINTS,
+    DEFAULT_MAX_SPANS,
+    TelemetryStore,
+)
+
+GRACEFUL_TIMEOUT_SECONDS = 2.0
 
 
-@app.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
 
 
-@app.post("/v1/<signal>")
-async def accept(signal: str) -> tuple[bytes, int]:
-    return b"", 200
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sim.telemetry",
+        description="The local cloud's OpenTelemetry Collector stand-in: OTLP/HTTP in, a JSON query API out.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=4318, help="port to bind (default: %(default)s)")
+    parser.add_argument("--max-spans", type=_positive, default=DEFAULT_MAX_SPANS, help="spans kept")
+    parser.add_argument(
+        "--max-metric-points",
+        type=_positive,
+        default=DEFAULT_MAX_METRIC_POINTS,
+        help="metric data points kept",
+    )
+    parser.add_argument("--max-logs", type=_positive, default=DEFAULT_MAX_LOGS, help="log records kept")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest export body, before and after decompression (default: %(default)s)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="log level (default: %(default)s)")
+    return parser.parse_args(argv)
 
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--host", default="127.0.0.1")
-parser.add_argument("--port", type=int, default=4318)
-args = parser.parse_args()
-app.run(host=args.host, port=args.port)
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
+    )
+    store = TelemetryStore(args.max_spans, args.max_metric_points, args.max_logs)
+    app = create_app(store, max_body_bytes=args.max_body_bytes)
+    config = Config()
+    config.bind = [f"{args.host}:{args.port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
+    asyncio.run(_serve(app, config))
+
+
+async def _serve(app: object, config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The carts in DynamoDB: one item per user, `{"user_id": S, "items": M{product_id: N}}`.
+
+Adding to a line is one conditional update expression, so concurrent adds from several replicas are all
+counted. The first add to a user's cart creates the item with a conditional put; if another replica
+created it in between, the add is retried as an update. A cart holds at most `MAX_LINES` products, which
+keeps the item far below DynamoDB's 400 KB item limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource, Table
+
+tracer = trace.get_tracer(__name__)
+
+MAX_LINES = 100
+ADD_ATTEMPTS = 3
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class CartStoreUnavailable(Exception):
+    """DynamoDB could not be reached or refused the call."""
+
+
+class CartFull(Exception):
+    """The cart already holds `MAX_LINES` other products."""
+
+
+@dataclass(frozen=True)
+class Line:
+    product_id: str
+    quantity: int
+
+
+class CartStore:
+    """The carts table; `use` it with an open DynamoDB resource before the first call."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+        self._table: Table | None = None
+
+    async def use(self, dynamodb: DynamoDBServiceResource) -> None:
+        self._table = await dynamodb.Table(self.table_name)
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            raise RuntimeError("the cart store is not open")
+        return self._table
+
+    async def check(self) -> None:
+        """Raise unless the table exists and answers."""
+        with self._call("DescribeTable"):
+            await self.table.meta.client.describe_table(TableName=self.table_name)
+
+    async def lines(self, user_id: str) -> list[Line]:
+        with self._call("GetItem"):
+            response = await self.table.get_item(Key={"user_id": user_id}, ConsistentRead=True)
+        return _lines(response.get("Item", {}))
+
+    async def add(self, user_id: str, product_id: str, quantity: int) -> list[Line]:
+        """Add `quantity` units of `product_id`; return the cart's lines afterwards."""
+        for _ in range(ADD_ATTEMPTS):
+            item = await self._add_to_existing(user_id, product_id, quantity)
+            if item is not None:
+                return _lines(item)
+            if await self._create(user_id, product_id, quantity):
+                return [Line(product_id, quantity)]
+        raise CartStoreUnavailable(f"the cart of {user_id} kept changing; try again")
+
+    async def empty(self, user_id: str) -> None:
+        with self._call("DeleteItem"):
+            await self.table.delete_item(Key={"user_id": user_id})
+
+    async def _add_to_existing(
+        self, user_id: str, product_id: str, quantity: int
+    ) -> Mapping[str, Any] | None:
+        """The updated item, or None when the user has no cart yet; `CartFull` when no line is left."""
+        with self._call("UpdateItem"):
+            try:
+                response = await self.table.update_item(
+                    Key={"user_id": user_id},
+                    UpdateExpression=(
+                        "SET #items.#product = if_not_exists(#items.#product, :zero) + :quantity"
+                    ),
+                    ConditionExpression=(
+                        "attribute_exists(#items) AND "
+                        "(attribute_exists(#items.#product) OR size(#items) < :max_lines)"
+                    ),
+                    ExpressionAttributeNames={"#items": "items", "#product": product_id},
+                    ExpressionAttributeValues={":zero": 0, ":quantity": quantity, ":max_lines": MAX_LINES},
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as err:
+                if _error_code(err) != CONDITION_FAILED:
+                    raise
+                if "Item" in err.response:
+                    raise CartFull(f"a cart holds at most {MAX_LINES} different products") from None
+                return None
+        return response["Attributes"]
+
+    async def _create(self, user_id: str, product_id: str, quantity: int) -> bool:
+        """Create the cart with its first line; False when it exists already."""
+        with self._call("PutItem"):
+            try:
+                await self.table.put_item(
+                    Item={"user_id": user_id, "items": {product_id: quantity}},
+                    ConditionExpression="attribute_not_exists(user_id)",
+                )
+            except ClientError as err:
+                if _error_code(err) != CONDITION_FAILED:
+                    raise
+                return False
+        return True
+
+    @contextmanager
+    def _call(self, operation: str) -> Iterator[None]:
+        """A client span for one DynamoDB call; AWS failures become `CartStoreUnavailable`."""
+        with tracer.start_as_current_span(
+            f"DynamoDB.{operation}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "rpc.system": "aws-api",
+                "rpc.service": "DynamoDB",
+                "rpc.method": operation,
+                "aws.dynamodb.table_names": [self.table_name],
+            },
+        ):
+            try:
+                yield
+            except ClientError as err:
+                raise CartStoreUnavailable(f"DynamoDB {operation} failed: {_error_code(err)}") from err
+            except BotoCoreError as err:
+                raise CartStoreUnavailable(f"DynamoDB {operation} failed: {err}") from err
+
+
+def _error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", "unknown"))
+
+
+def _lines(item: Mapping[str, Any]) -> list[Line]:
+    """The item's lines in product id order (DynamoDB maps keep no order)."""
+    items: Mapping[str, Any] = item.get("items", {})
+    return [Line(product_id, int(quantity)) for product_id, quantity in sorted(items.items())]

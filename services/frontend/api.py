@@ -1,0 +1,95 @@
+"""The JSON API under /api/: what the pages show, as JSON for scripts and the browser.
+
+The shopper is the session (cookie `session_id`), never a user id in the request. A peer's 4xx passes
+through with its status, message and fields (an unknown product is a 404, a refused card a 400 naming
+the card field); a peer that is down is a 503 (the app's handler).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+from quart import Blueprint, Response
+from quart_schema import validate_querystring, validate_request, validate_response
+
+from services.common.app import ServiceApp, error_response
+from services.common.http import UpstreamRejected
+from services.frontend.peers import Peers
+from services.frontend.schemas import (
+    AddItem,
+    Cart,
+    Order,
+    PlaceOrder,
+    Product,
+    ProductList,
+    ProductQuery,
+    RecommendationQuery,
+)
+from services.frontend.session import session_id, set_session_cookie, start_session
+
+
+def peer_error(error: UpstreamRejected) -> Response:
+    """The peer's own 4xx answer, as the frontend's JSON error."""
+    body: dict[str, Any] = error.body if isinstance(error.body, dict) else {}
+    fields = body.get("fields")
+    message = body.get("error")
+    return error_response(
+        error.status,
+        message if isinstance(message, str) else str(error),
+        fields if isinstance(fields, list) else None,
+    )
+
+
+def register_api(app: ServiceApp, peers: Peers) -> None:
+    api = Blueprint("api", __name__, url_prefix="/api")
+    api.before_request(start_session)
+    api.after_request(set_session_cookie)
+    api.register_error_handler(UpstreamRejected, peer_error)
+
+    @api.get("/products")
+    @validate_querystring(ProductQuery)
+    @validate_response(ProductList)
+    async def list_products(query_args: ProductQuery) -> ProductList:
+        return ProductList(products=await peers.products(query_args.q))
+
+    @api.get("/products/<product_id>")
+    @validate_response(Product)
+    async def get_product(product_id: str) -> Product:
+        trace.get_current_span().set_attribute("app.product.id", product_id)
+        return await peers.product(product_id)
+
+    @api.get("/recommendations")
+    @validate_querystring(RecommendationQuery)
+    @validate_response(ProductList)
+    async def recommendations(query_args: RecommendationQuery) -> ProductList:
+        return ProductList(products=await peers.recommendations(query_args.excluded()))
+
+    @api.get("/cart")
+    @validate_response(Cart)
+    async def get_cart() -> Cart:
+        return await peers.cart(session_id())
+
+    @api.post("/cart")
+    @validate_request(AddItem)
+    @validate_response(Cart)
+    async def add_to_cart(data: AddItem) -> Cart:
+        trace.get_current_span().set_attributes(
+            {"app.product.id": data.product_id, "app.product.quantity": data.quantity}
+        )
+        await peers.product(data.product_id)
+        return await peers.add_to_cart(session_id(), data)
+
+    @api.delete("/cart")
+    async def empty_cart() -> tuple[str, int]:
+        await peers.empty_cart(session_id())
+        return "", 204
+
+    @api.post("/checkout")
+    @validate_request(PlaceOrder)
+    @validate_response(Order, 201)
+    async def checkout(data: PlaceOrder) -> tuple[Order, int]:
+        order = await peers.place_order(session_id(), data)
+        return order, 201
+
+    app.register_blueprint(api)

@@ -1,0 +1,176 @@
+"""cart over HTTP: carts kept in the real DynamoDB table, atomic adds, every rejection and both flags."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from services.common.flags import Flag
+from tests.support.shop import CART_TABLE, FlagsFile, Shop
+
+TELESCOPE = "OLJCESPC7Z"
+REFRACTOR = "66VCHSJNUP"
+
+
+@pytest.fixture(scope="module")
+def cart(shop: Shop) -> httpx.Client:
+    shop.ensure("cart")
+    return httpx.Client(base_url=shop.url("cart"), timeout=10)
+
+
+@pytest.fixture
+def user() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}"
+
+
+def add(cart: httpx.Client, user: str, product_id: str = TELESCOPE, quantity: Any = 1) -> httpx.Response:
+    return cart.post(f"/carts/{user}/items", json={"product_id": product_id, "quantity": quantity})
+
+
+def lines(cart: httpx.Client, user: str) -> dict[str, int]:
+    response = cart.get(f"/carts/{user}")
+    assert response.status_code == 200
+    return {line["product_id"]: line["quantity"] for line in response.json()["items"]}
+
+
+def test_a_new_user_has_an_empty_cart(cart: httpx.Client, user: str) -> None:
+    response = cart.get(f"/carts/{user}")
+    assert response.status_code == 200
+    assert response.json() == {"user_id": user, "items": []}
+
+
+def test_adding_items_answers_the_whole_cart(cart: httpx.Client, user: str) -> None:
+    add(cart, user, TELESCOPE, 2)
+    response = add(cart, user, REFRACTOR, 1)
+    assert response.status_code == 200
+    assert response.json() == {
+        "user_id": user,
+        "items": [{"product_id": REFRACTOR, "quantity": 1}, {"product_id": TELESCOPE, "quantity": 2}],
+    }
+
+
+def test_adding_a_product_already_in_the_cart_adds_to_its_line(cart: httpx.Client, user: str) -> None:
+    add(cart, user, TELESCOPE, 2)
+    add(cart, user, TELESCOPE, 3)
+    assert lines(cart, user) == {TELESCOPE: 5}
+
+
+def test_concurrent_adds_to_one_line_are_all_counted(cart: httpx.Client, user: str) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda _: add(cart, user, TELESCOPE, 1).status_code, range(16)))
+    assert statuses == [200] * 16
+    assert lines(cart, user) == {TELESCOPE: 16}
+
+
+def test_emptying_a_cart_removes_every_line(cart: httpx.Client, user: str) -> None:
+    add(cart, user, TELESCOPE, 2)
+    response = cart.delete(f"/carts/{user}")
+    assert response.status_code == 204
+    assert lines(cart, user) == {}
+
+
+def test_emptying_a_cart_that_does_not_exist_is_fine(cart: httpx.Client, user: str) -> None:
+    assert cart.delete(f"/carts/{user}").status_code == 204
+
+
+def test_the_cart_is_one_item_in_the_dynamodb_table(cart: httpx.Client, user: str, dynamodb: Any) -> None:
+    add(cart, user, TELESCOPE, 2)
+    add(cart, user, REFRACTOR, 4)
+    item = dynamodb.Table(CART_TABLE).get_item(Key={"user_id": user}, ConsistentRead=True)["Item"]
+    assert item == {"user_id": user, "items": {TELESCOPE: Decimal(2), REFRACTOR: Decimal(4)}}
+
+
+def test_a_cart_survives_a_restart_of_the_cart_service(shop: Shop, cart: httpx.Client, user: str) -> None:
+    add(cart, user, REFRACTOR, 3)
+    shop.restart("cart")
+    assert lines(cart, user) == {REFRACTOR: 3}
+
+
+@pytest.mark.parametrize(
+    "user_id", ["has.dot", "x" * 65, "sp%20ace", "%C3%A9t%C3%A9"], ids=["dot", "too-long", "space", "accent"]
+)
+def test_an_invalid_user_id_is_a_400_naming_user_id(cart: httpx.Client, user_id: str) -> None:
+    responses = [
+        cart.get(f"/carts/{user_id}"),
+        add(cart, user_id),
+        cart.delete(f"/carts/{user_id}"),
+    ]
+    for response in responses:
+        assert response.status_code == 400
+        assert [f["field"] for f in response.json()["fields"]] == ["user_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"product_id": TELESCOPE, "quantity": 0}, "quantity"),
+        ({"product_id": TELESCOPE, "quantity": 101}, "quantity"),
+        ({"product_id": TELESCOPE, "quantity": "many"}, "quantity"),
+        ({"product_id": TELESCOPE}, "quantity"),
+        ({"quantity": 1}, "product_id"),
+        ({"product_id": "", "quantity": 1}, "product_id"),
+        ({"product_id": "no/slashes", "quantity": 1}, "product_id"),
+    ],
+    ids=["zero", "over-100", "not-a-number", "no-quantity", "no-product", "empty-product", "bad-product"],
+)
+def test_a_malformed_add_is_a_400_naming_the_field(
+    cart: httpx.Client, user: str, body: dict[str, Any], field: str
+) -> None:
+    response = cart.post(f"/carts/{user}/items", json=body)
+    assert response.status_code == 400
+    assert field in [f["field"] for f in response.json()["fields"]]
+    assert lines(cart, user) == {}
+
+
+def test_an_add_that_is_not_json_is_a_400(cart: httpx.Client, user: str) -> None:
+    response = cart.post(
+        f"/carts/{user}/items", content=b"two telescopes", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["status"] == 400
+
+
+def test_a_cart_holds_at_most_100_different_products(cart: httpx.Client, user: str) -> None:
+    for index in range(100):
+        assert add(cart, user, f"P{index:03d}").status_code == 200
+    full = add(cart, user, "P100")
+    assert full.status_code == 400
+    assert [f["field"] for f in full.json()["fields"]] == ["product_id"]
+    assert add(cart, user, "P007", 2).status_code == 200
+    assert lines(cart, user)["P007"] == 3
+
+
+def test_cart_failure_fails_adding_and_emptying_but_not_reading(
+    cart: httpx.Client, user: str, clean_flags: FlagsFile
+) -> None:
+    add(cart, user, TELESCOPE, 1)
+    clean_flags.set(Flag.CART_FAILURE, True)
+    for response in (add(cart, user, TELESCOPE, 1), cart.delete(f"/carts/{user}")):
+        assert response.status_code == 503
+        assert "(cartFailure)" in response.json()["error"]
+    assert lines(cart, user) == {TELESCOPE: 1}
+    clean_flags.clear()
+    assert add(cart, user, TELESCOPE, 1).status_code == 200
+
+
+def test_failed_readiness_probe_makes_the_cart_unready_while_on(
+    cart: httpx.Client, clean_flags: FlagsFile
+) -> None:
+    assert cart.get("/readyz").status_code == 200
+    clean_flags.set(Flag.FAILED_READINESS_PROBE, True)
+    unready = cart.get("/readyz")
+    assert unready.status_code == 503
+    assert "failedReadinessProbe" in unready.json()["checks"]["failedReadinessProbe"]
+    assert cart.get("/healthz").status_code == 200
+    clean_flags.clear()
+    assert cart.get("/readyz").status_code == 200
+
+
+def test_the_openapi_document_describes_the_cart_api(cart: httpx.Client) -> None:
+    paths = cart.get("/openapi.json").json()["paths"]
+    assert {"/carts/{user_id}", "/carts/{user_id}/items"} <= set(paths)

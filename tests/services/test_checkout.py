@@ -1,0 +1,430 @@
+"""checkout over HTTP with real cart, product-catalog and payment processes and the real `orders` topic:
+the order flow, every rejection, and what each failure flag does to an order."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from services.checkout.shipping import shipping_cost
+from services.common.flags import Flag
+from services.common.money import Money
+from services.common.orders import ORDERS_TOPIC, OrderPlaced, decode
+from sim.kafka import start_tansu
+from sim.process import ManagedProcess, free_port, http_ok
+from sim.telemetry.client import TelemetryQuery
+from tests.support.shop import HOST, FlagsFile, Shop
+
+EXPLORASCOPE = "OLJCESPC7Z"
+STARSENSE = "66VCHSJNUP"
+COMET_BOOK = "HQTGWGPNH4"
+VISA = {"number": "4432801561520454", "cvv": "672", "expiration_year": 2039, "expiration_month": 1}
+ADDRESS = {
+    "street_address": "1600 Amphitheatre Parkway",
+    "city": "Mountain View",
+    "state": "CA",
+    "country": "United States",
+    "zip_code": "94043",
+}
+READ_TIMEOUT_SECONDS = 10.0
+
+Offsets = dict[TopicPartition, int]
+
+
+class OrdersTopic:
+    """Reads what was published to `orders` after a mark, with a short-lived consumer outside any group."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    def mark(self) -> Offsets:
+        return asyncio.run(self._with_consumer(self._end_offsets))
+
+    def since(self, mark: Offsets) -> list[ConsumerRecord]:
+        async def read(consumer: AIOKafkaConsumer) -> list[ConsumerRecord]:
+            end = await self._end_offsets(consumer)
+            consumer.assign(list(end))
+            for tp, offset in mark.items():
+                consumer.seek(tp, offset)
+            records: list[ConsumerRecord] = []
+            deadline = time.monotonic() + READ_TIMEOUT_SECONDS
+            while not await self._reached(consumer, end):
+                assert time.monotonic() < deadline, "the orders topic could not be read to its end"
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+            return records
+
+        return asyncio.run(self._with_consumer(read))
+
+    def orders_of(self, user: str, mark: Offsets) -> list[tuple[ConsumerRecord, OrderPlaced]]:
+        """The `OrderPlaced` messages for `user` published since `mark`."""
+        decoded = [(record, decode(record.value)) for record in self.since(mark)]
+        return [(record, order) for record, order in decoded if order.user_id == user]
+
+    async def _with_consumer(self, use: Any) -> Any:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            return await use(consumer)
+        finally:
+            await consumer.stop()
+
+    @staticmethod
+    async def _reached(consumer: AIOKafkaConsumer, end: Offsets) -> bool:
+        return all([await consumer.position(tp) >= offset for tp, offset in end.items()])
+
+    @staticmethod
+    async def _end_offsets(consumer: AIOKafkaConsumer) -> Offsets:
+        await consumer.topics()
+        partitions = [TopicPartition(ORDERS_TOPIC, p) for p in consumer.partitions_for_topic(ORDERS_TOPIC)]
+        ends: Offsets = await consumer.end_offsets(partitions)
+        return ends
+
+
+@pytest.fixture(scope="module")
+def checkout(shop: Shop) -> httpx.Client:
+    shop.ensure("checkout")
+    return httpx.Client(base_url=shop.url("checkout"), timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cart(shop: Shop, checkout: httpx.Client) -> httpx.Client:
+    return httpx.Client(base_url=shop.url("cart"), timeout=10)
+
+
+@pytest.fixture(scope="module")
+def payment(shop: Shop, checkout: httpx.Client) -> httpx.Client:
+    return httpx.Client(base_url=shop.url("payment"), timeout=10)
+
+
+@pytest.fixture(scope="module")
+def catalog(shop: Shop, checkout: httpx.Client) -> httpx.Client:
+    return httpx.Client(base_url=shop.url("product-catalog"), timeout=10)
+
+
+@pytest.fixture(scope="module")
+def orders(kafka_bootstrap: str) -> OrdersTopic:
+    return OrdersTopic(kafka_bootstrap)
+
+
+@pytest.fixture
+def user() -> str:
+    return f"shopper-{uuid.uuid4().hex[:12]}"
+
+
+def fill(cart: httpx.Client, user: str, *lines: tuple[str, int]) -> dict[str, int]:
+    for product_id, quantity in lines:
+        response = cart.post(f"/carts/{user}/items", json={"product_id": product_id, "quantity": quantity})
+        assert response.status_code == 200
+    return cart_lines(cart, user)
+
+
+def cart_lines(cart: httpx.Client, user: str) -> dict[str, int]:
+    return {line["product_id"]: line["quantity"] for line in cart.get(f"/carts/{user}").json()["items"]}
+
+
+def order_body(user: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "user_id": user,
+        "email": "someone@example.com",
+        "address": ADDRESS,
+        "credit_card": VISA,
+        **overrides,
+    }
+
+
+def price(catalog: httpx.Client, product_id: str) -> Money:
+    return Money.model_validate(catalog.get(f"/products/{product_id}").json()["price"])
+
+
+def test_a_checkout_charges_the_priced_cart_publishes_the_order_and_empties_the_cart(
+    checkout: httpx.Client,
+    cart: httpx.Client,
+    payment: httpx.Client,
+    catalog: httpx.Client,
+    orders: OrdersTopic,
+    user: str,
+) -> None:
+    fill(cart, user, (EXPLORASCOPE, 1), (COMET_BOOK, 2))
+    mark = orders.mark()
+
+    response = checkout.post("/checkout", json=order_body(user))
+
+    assert response.status_code == 201
+    order = response.json()
+    explorascope, comet_book = price(catalog, EXPLORASCOPE), price(catalog, COMET_BOOK)
+    subtotal = explorascope + comet_book.times(2)
+    shipping = shipping_cost(subtotal, 3)
+    assert shipping.is_positive()
+    assert sorted(order["items"], key=lambda item: item["product_id"]) == [
+        {"product_id": COMET_BOOK, "quantity": 2, "unit_price": comet_book.model_dump()},
+        {"product_id": EXPLORASCOPE, "quantity": 1, "unit_price": explorascope.model_dump()},
+    ]
+    assert order["shipping_cost"] == shipping.model_dump()
+    assert order["total"] == (subtotal + shipping).model_dump()
+    assert order["shipping_address"] == ADDRESS
+
+    charge = payment.get(f"/charges/{order['transaction_id']}").json()
+    assert (charge["status"], charge["amount"]) == ("captured", order["total"])
+    assert cart_lines(cart, user) == {}
+
+    [(record, published)] = orders.orders_of(user, mark)
+    assert record.key == order["order_id"].encode()
+    headers = dict(record.headers)
+    assert headers["schema"] == b"shopstack.OrderPlaced/v1"
+    assert "traceparent" in headers
+    assert published.order_id == order["order_id"]
+    assert published.transaction_id == order["transaction_id"]
+    assert published.email == "someone@example.com"
+    assert published.total == subtotal + shipping
+
+
+def test_a_placed_order_is_described_on_its_span_and_counted(
+    checkout: httpx.Client, cart: httpx.Client, telemetry: TelemetryQuery, user: str
+) -> None:
+    fill(cart, user, (EXPLORASCOPE, 1), (COMET_BOOK, 2))
+    order = checkout.post("/checkout", json=order_body(user)).json()
+
+    [span] = telemetry.wait_for_spans(
+        service="checkout", kind="SERVER", attributes={"app.order.id": order["order_id"]}, timeout=30
+    )
+    total, shipping = Money.model_validate(order["total"]), Money.model_validate(order["shipping_cost"])
+    assert span.name == "POST /checkout"
+    assert span.attributes["app.order.amount"] == pytest.approx(float(total.to_decimal()))
+    assert span.attributes["app.shipping.amount"] == pytest.approx(float(shipping.to_decimal()))
+    assert span.attributes["app.order.items.count"] == 2
+    assert span.attributes["app.cart.emptied"] is True
+    placed = telemetry.wait_for_metric(
+        "checkout",
+        "app.checkout.orders",
+        lambda metric: any(point.attributes.get("result") == "placed" for point in metric.points),
+        timeout=30,
+    )
+    assert placed.monotonic is True
+
+
+def test_an_order_of_150_dollars_or_more_ships_free(
+    checkout: httpx.Client, cart: httpx.Client, user: str
+) -> None:
+    fill(cart, user, (STARSENSE, 1))
+    order = checkout.post("/checkout", json=order_body(user)).json()
+    assert Money.model_validate(order["shipping_cost"]).to_decimal() == Decimal(0)
+
+
+def test_an_empty_cart_is_a_400_naming_user_id(
+    checkout: httpx.Client, orders: OrdersTopic, user: str
+) -> None:
+    mark = orders.mark()
+    response = checkout.post("/checkout", json=order_body(user))
+    assert response.status_code == 400
+    assert [f["field"] for f in response.json()["fields"]] == ["user_id"]
+    assert orders.orders_of(user, mark) == []
+
+
+def test_a_cart_holding_a_product_not_in_the_catalog_is_a_400_naming_user_id(
+    checkout: httpx.Client, cart: httpx.Client, user: str
+) -> None:
+    fill(cart, user, (EXPLORASCOPE, 1), ("NOSUCHPROD", 1))
+    response = checkout.post("/checkout", json=order_body(user))
+    assert response.status_code == 400
+    assert [f["field"] for f in response.json()["fields"]] == ["user_id"]
+    assert "NOSUCHPROD" in response.json()["error"]
+    assert cart_lines(cart, user) == {EXPLORASCOPE: 1, "NOSUCHPROD": 1}
+
+
+@pytest.mark.parametrize(
+    ("card", "field"),
+    [
+        ({**VISA, "number": "4432801561520455"}, "credit_card.number"),  # fails Luhn
+        ({**VISA, "number": "378282246310005"}, "credit_card.number"),  # amex is refused
+        ({**VISA, "expiration_year": 2020}, "credit_card.expiration_year"),
+    ],
+    ids=["luhn", "amex", "expired"],
+)
+def test_a_card_refused_by_payment_is_a_400_with_its_field_and_keeps_the_cart(
+    checkout: httpx.Client,
+    cart: httpx.Client,
+    orders: OrdersTopic,
+    user: str,
+    card: dict[str, Any],
+    field: str,
+) -> None:
+    lines = fill(cart, user, (EXPLORASCOPE, 1))
+    mark = orders.mark()
+    response = checkout.post("/checkout", json=order_body(user, credit_card=card))
+    assert response.status_code == 400
+    assert [f["field"] for f in response.json()["fields"]] == [field]
+    assert cart_lines(cart, user) == lines
+    assert orders.orders_of(user, mark) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"user_id": "has spaces"}, "user_id"),
+        ({"user_id": ""}, "user_id"),
+        ({"email": "not-an-address"}, "email"),
+        ({"address": {**ADDRESS, "city": ""}}, "address.city"),
+        ({"address": {k: v for k, v in ADDRESS.items() if k != "zip_code"}}, "address.zip_code"),
+        ({"credit_card": {**VISA, "cvv": "1"}}, "credit_card.cvv"),
+        ({"credit_card": {**VISA, "expiration_month": 13}}, "credit_card.expiration_month"),
+        ({"credit_card": {**VISA, "number": "4432-8015"}}, "credit_card.number"),
+    ],
+    ids=["user-spaces", "user-empty", "email", "city", "zip", "cvv", "month", "number"],
+)
+def test_a_malformed_checkout_is_a_400_naming_the_field(
+    checkout: httpx.Client, user: str, overrides: dict[str, Any], field: str
+) -> None:
+    response = checkout.post("/checkout", json=order_body(user, **overrides))
+    assert response.status_code == 400
+    assert field in [f["field"] for f in response.json()["fields"]]
+
+
+def test_a_checkout_missing_the_card_is_a_400_naming_credit_card(checkout: httpx.Client, user: str) -> None:
+    body = order_body(user)
+    del body["credit_card"]
+    response = checkout.post("/checkout", json=body)
+    assert response.status_code == 400
+    assert [f["field"] for f in response.json()["fields"]] == ["credit_card"]
+
+
+def test_a_checkout_that_is_not_json_is_a_400(checkout: httpx.Client) -> None:
+    response = checkout.post("/checkout", content=b"buy it all", headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["status"] == 400
+
+
+def test_payment_failure_places_no_order_and_keeps_the_cart(
+    checkout: httpx.Client, cart: httpx.Client, orders: OrdersTopic, user: str, clean_flags: FlagsFile
+) -> None:
+    lines = fill(cart, user, (EXPLORASCOPE, 2))
+    mark = orders.mark()
+    clean_flags.set(Flag.PAYMENT_FAILURE, 1)
+    response = checkout.post("/checkout", json=order_body(user))
+    assert response.status_code == 503
+    assert "paymentFailure" in response.json()["error"]
+    assert cart_lines(cart, user) == lines
+    assert orders.orders_of(user, mark) == []
+
+
+def test_payment_unreachable_is_a_503_that_places_no_order(
+    checkout: httpx.Client, cart: httpx.Client, orders: OrdersTopic, user: str, clean_flags: FlagsFile
+) -> None:
+    lines = fill(cart, user, (EXPLORASCOPE, 1))
+    mark = orders.mark()
+    clean_flags.set(Flag.PAYMENT_UNREACHABLE, True)
+    response = checkout.post("/checkout", json=order_body(user))
+    assert response.status_code == 503
+    assert "payment unavailable" in response.json()["error"]
+    assert cart_lines(cart, user) == lines
+    assert orders.orders_of(user, mark) == []
+    clean_flags.clear()
+    assert checkout.post("/checkout", json=order_body(user)).status_code == 201
+
+
+def test_cart_failure_still_places_the_paid_order_but_keeps_the_cart_full(
+    checkout: httpx.Client,
+    cart: httpx.Client,
+    orders: OrdersTopic,
+    telemetry: TelemetryQuery,
+    user: str,
+    clean_flags: FlagsFile,
+) -> None:
+    lines = fill(cart, user, (COMET_BOOK, 3))
+    mark = orders.mark()
+    clean_flags.set(Flag.CART_FAILURE, True)
+    response = checkout.post("/checkout", json=order_body(user))
+    assert response.status_code == 201
+    [(_, published)] = orders.orders_of(user, mark)
+    assert published.order_id == response.json()["order_id"]
+    assert cart_lines(cart, user) == lines
+    [span] = telemetry.wait_for_spans(
+        service="checkout", kind="SERVER", attributes={"app.order.id": published.order_id}, timeout=30
+    )
+    assert span.attributes["app.cart.emptied"] is False
+    [event] = [event for event in span.events if event.name == "exception"]
+    assert "cartFailure" in str(event.attributes["exception.message"])
+
+
+def test_kafka_queue_problems_publishes_the_same_order_n_extra_times(
+    checkout: httpx.Client, cart: httpx.Client, orders: OrdersTopic, user: str, clean_flags: FlagsFile
+) -> None:
+    fill(cart, user, (EXPLORASCOPE, 1))
+    mark = orders.mark()
+    clean_flags.set(Flag.KAFKA_QUEUE_PROBLEMS, 3)
+    response = checkout.post("/checkout", json=order_body(user))
+    assert response.status_code == 201
+    copies = orders.orders_of(user, mark)
+    assert len(copies) == 4
+    assert {record.key for record, _ in copies} == {response.json()["order_id"].encode()}
+    assert len({published.model_dump_json() for _, published in copies}) == 1
+
+
+@pytest.fixture
+def checkout_with_its_own_broker(shop: Shop, checkout: httpx.Client, workdir: Path) -> Iterator[httpx.Client]:
+    """A second checkout, ready, whose Kafka broker is then stopped: every publish of it fails."""
+    broker_port, port = free_port(HOST), free_port(HOST)
+    logs = workdir / "logs" / "lone-broker"
+    broker = start_tansu(logs, broker_port, HOST)
+    env = {
+        **shop.env,
+        "PORT": str(port),
+        "OTEL_SERVICE_NAME": "checkout",
+        "KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{broker_port}",
+    }
+    process = ManagedProcess(
+        "checkout", [sys.executable, "-m", "services.checkout"], logs / "checkout.log", env
+    )
+    url = f"http://{HOST}:{port}"
+    try:
+        process.start().wait_ready(lambda: http_ok(f"{url}/readyz"), timeout=60)
+        broker.stop()
+        with httpx.Client(base_url=url, timeout=60) as client:
+            yield client
+    finally:
+        process.stop()
+        broker.stop()
+
+
+def test_an_order_that_cannot_be_published_is_not_placed_and_its_charge_is_voided(
+    checkout_with_its_own_broker: httpx.Client, cart: httpx.Client, payment: httpx.Client, user: str
+) -> None:
+    lines = fill(cart, user, (EXPLORASCOPE, 1))
+    response = checkout_with_its_own_broker.post("/checkout", json=order_body(user))
+    assert response.status_code == 503
+    voided = re.search(r"charge (\S+) was voided", response.json()["error"])
+    assert voided is not None, response.json()
+    assert payment.get(f"/charges/{voided[1]}").json()["status"] == "voided"
+    assert cart_lines(cart, user) == lines
+
+
+def test_checkout_is_unready_while_the_cart_is_down(shop: Shop, checkout: httpx.Client) -> None:
+    ready = checkout.get("/readyz").json()
+    assert ready["checks"] == {"cart": "ok", "product-catalog": "ok", "payment": "ok", "kafka": "ok"}
+    shop.stop("cart")
+    try:
+        unready = checkout.get("/readyz")
+        assert unready.status_code == 503
+        assert unready.json()["checks"]["cart"] != "ok"
+    finally:
+        shop.ensure("cart")
+    assert checkout.get("/readyz").status_code == 200
+
+
+def test_the_openapi_document_describes_the_checkout_api(checkout: httpx.Client) -> None:
+    operation = checkout.get("/openapi.json").json()["paths"]["/checkout"]["post"]
+    request = operation["requestBody"]["content"]["application/json"]["schema"]
+    created = operation["responses"]["201"]["content"]["application/json"]["schema"]
+    assert (request["title"], created["title"]) == ("CheckoutRequest", "Order")
+    assert set(request["required"]) == {"user_id", "email", "address", "credit_card"}

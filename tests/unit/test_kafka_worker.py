@@ -1,0 +1,135 @@
+"""The Kafka `Worker` against the real Tansu broker: it continues the producer's trace, survives a header
+with no value, and keeps consuming through a rebalance that takes partitions away mid-batch."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import pytest
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from opentelemetry import trace
+from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from services.common.kafka import Publisher, Worker
+
+# A consumer group takes about 5 s to form on Tansu, and as long again to rebalance.
+DEADLINE_SECONDS = 40
+POLL_SECONDS = 0.05
+
+
+async def new_topic(bootstrap: str, partitions: int = 1) -> str:
+    topic = f"worker-test-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+    return topic
+
+
+async def until(condition: Callable[[], object], what: str) -> None:
+    """Poll `condition()` until it holds; fail naming `what` after `DEADLINE_SECONDS`."""
+    for _ in range(int(DEADLINE_SECONDS / POLL_SECONDS)):
+        if condition():
+            return
+        await asyncio.sleep(POLL_SECONDS)
+    raise AssertionError(f"not seen within {DEADLINE_SECONDS}s: {what}")
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Finished spans of this process, with the aiokafka instrumentation on (as services have it)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = AIOKafkaInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        yield exporter
+    finally:
+        instrumentor.uninstrument()
+        exporter.shutdown()
+
+
+async def test_the_process_span_continues_the_producers_trace(
+    kafka_bootstrap: str, spans: InMemorySpanExporter
+) -> None:
+    topic = await new_topic(kafka_bootstrap)
+    handled: list[ConsumerRecord] = []
+
+    async def handle(record: ConsumerRecord) -> None:
+        handled.append(record)
+
+    async with Publisher(kafka_bootstrap, "test") as publisher:
+        await publisher.publish(topic, "k", b"v")
+    async with Worker(kafka_bootstrap, topic, "trace-test", handle):
+        await until(lambda: handled, "the message handled")
+
+    finished = spans.get_finished_spans()
+    [send] = [s for s in finished if s.kind is SpanKind.PRODUCER and s.name == f"{topic} send"]
+    [process] = [s for s in finished if s.name == f"process {topic}"]
+    assert send.context is not None
+    assert process.context is not None
+    assert process.parent is not None
+    assert process.context.trace_id == send.context.trace_id
+    assert process.parent.span_id == send.context.span_id
+    assert process.attributes is not None
+    assert process.attributes["messaging.consumer.group.name"] == "trace-test"
+
+
+async def test_a_message_with_a_header_without_value_is_processed(kafka_bootstrap: str) -> None:
+    topic = await new_topic(kafka_bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"first", headers=[("no-value", None)])
+        await producer.send_and_wait(topic, b"second")
+    finally:
+        await producer.stop()
+    handled: list[bytes] = []
+
+    async def handle(record: ConsumerRecord) -> None:
+        handled.append(record.value)
+
+    async with Worker(kafka_bootstrap, topic, "null-header-test", handle):
+        await until(lambda: len(handled) == 2, "both messages handled")
+
+    assert handled == [b"first", b"second"]
+
+
+async def test_a_rebalance_mid_batch_does_not_stop_the_worker_losing_a_partition(
+    kafka_bootstrap: str,
+) -> None:
+    topic = await new_topic(kafka_bootstrap, partitions=2)
+    # Few enough for one fetch: the first worker's first batch holds messages of both partitions.
+    messages = [str(n).encode() for n in range(20)]
+    async with Publisher(kafka_bootstrap, "test") as publisher:
+        for n, value in enumerate(messages):
+            await publisher.publish(topic, str(n), value)
+    handled: Counter[bytes] = Counter()
+    in_first_batch = asyncio.Event()
+    joined: list[Worker] = []
+
+    async def handle(record: ConsumerRecord) -> None:
+        """Hold the first worker in its first batch until the second has taken a partition from it."""
+        in_first_batch.set()
+        await until(lambda: joined and joined[0].assigned(), "the second worker given a partition")
+        handled[record.value] += 1
+
+    async with Worker(kafka_bootstrap, topic, "rebalance-test", handle):
+        await asyncio.wait_for(in_first_batch.wait(), DEADLINE_SECONDS)
+        async with Worker(kafka_bootstrap, topic, "rebalance-test", handle) as second:
+            joined.append(second)
+            await until(lambda: handled.keys() == set(messages), "every message handled")
