@@ -9,11 +9,11 @@ from pydantic import Field
 from quart import Response
 from quart_schema import validate_request, validate_response
 
-from services.cart.schemas import AddItem, Cart, CartLine, valid_user_id
 from services.cart.store import CartFull, CartStore, CartStoreUnavailable, Line
 from services.common.app import ServiceApp, error_response, flags
 from services.common.aws import dynamodb_resource
 from services.common.config import ServiceSettings
+from services.common.contracts import AddItem, Cart, CartLine, valid_user_id
 from services.common.flags import Flag
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from services.checkout.order import (
     UnknownProduct,
     extra_copies,
 )
-from services.checkout.schemas import CheckoutRequest, Order
 from services.common.app import ServiceApp, error_response, flags
 from services.common.config import ServiceSettings
+from services.common.contracts import CheckoutRequest, Order
 from services.common.flags import Flag
 from services.common.http import ServiceClient, UpstreamRejected, UpstreamUnavailable
 from services.common.kafka import Publisher

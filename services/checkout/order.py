@@ -22,8 +22,15 @@ from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
-from services.checkout.schemas import Cart, Charge, CheckoutRequest, CreditCard, PricedProduct
 from services.checkout.shipping import shipping_cost
+from services.common.contracts import (
+    Cart,
+    ChargeRequest,
+    ChargeResponse,
+    CheckoutRequest,
+    CreditCard,
+    Product,
+)
 from services.common.http import ServiceClient, UpstreamRejected, UpstreamUnavailable
 from services.common.kafka import Publisher
 from services.common.money import Money
@@ -137,11 +144,11 @@ class OrderFlow:
             if err.status == 404:
                 raise UnknownProduct(product_id) from None
             raise
-        return _read(PricedProduct, product, "product-catalog").price
+        return _read(Product, product, "product-catalog").price
 
     async def _charge(self, payment: ServiceClient, order_id: str, total: Money, card: CreditCard) -> str:
         """Charge `total`, keyed by the order id; retry once when the reply (not the request) was lost."""
-        body = {"idempotency_key": order_id, "amount": total.model_dump(), "credit_card": card.model_dump()}
+        body = ChargeRequest(idempotency_key=order_id, amount=total, credit_card=card).model_dump()
         try:
             return await self._post_charge(payment, body)
         except UpstreamUnavailable as err:
@@ -163,7 +170,7 @@ class OrderFlow:
             raise PaymentRefused(
                 str(details.get("error", "the card was refused")), list(details.get("fields") or [])
             ) from None
-        return _read(Charge, answer, "payment").transaction_id
+        return _read(ChargeResponse, answer, "payment").transaction_id
 
     async def _publish(self, order: OrderPlaced, payment: ServiceClient, copies: int) -> None:
         """Publish the order (and `copies` duplicates); if that fails, void its charge."""

@@ -14,18 +14,18 @@ from quart import Blueprint, Response
 from quart_schema import validate_querystring, validate_request, validate_response
 
 from services.common.app import ServiceApp, error_response
-from services.common.http import UpstreamRejected
-from services.frontend.peers import Peers
-from services.frontend.schemas import (
+from services.common.contracts import (
     AddItem,
     Cart,
     Order,
     PlaceOrder,
     Product,
     ProductList,
-    ProductQuery,
     RecommendationQuery,
 )
+from services.common.http import UpstreamRejected
+from services.frontend.peers import Peers
+from services.frontend.schemas import ProductQuery
 from services.frontend.session import session_id, set_session_cookie, start_session
 
 
@@ -63,7 +63,7 @@ def register_api(app: ServiceApp, peers: Peers) -> None:
     @validate_querystring(RecommendationQuery)
     @validate_response(ProductList)
     async def recommendations(query_args: RecommendationQuery) -> ProductList:
-        return ProductList(products=await peers.recommendations(query_args.excluded()))
+        return ProductList(products=await peers.recommendations(sorted(query_args.excluded())))
 
     @api.get("/cart")
     @validate_response(Cart)

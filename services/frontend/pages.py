@@ -23,11 +23,11 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers.response import Response as Redirect
 
 from services.common.app import ServiceApp, field_errors
+from services.common.contracts import MAX_QUANTITY_PER_ADD, AddItem, Cart, Order, PlaceOrder, Product
 from services.common.http import UpstreamRejected, UpstreamUnavailable
 from services.common.money import Money
 from services.frontend.formatting import format_money
 from services.frontend.peers import Peers
-from services.frontend.schemas import MAX_QUANTITY_PER_ADD, AddItem, Cart, Order, PlaceOrder, Product
 from services.frontend.session import session_id, set_session_cookie, start_session
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import httpx
 from opentelemetry import metrics, trace
 from pydantic import BaseModel, ValidationError
 
+from services.common.contracts import AddItem, Cart, CheckoutRequest, Order, PlaceOrder, Product, ProductList
 from services.common.http import ServiceClient, UpstreamRejected, UpstreamUnavailable
-from services.frontend.schemas import AddItem, Cart, CheckoutRequest, Order, PlaceOrder, Product, ProductList
 
 M = TypeVar("M", bound=BaseModel)
 

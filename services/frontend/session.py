@@ -8,16 +8,15 @@ came in over HTTPS (as the edge reports in X-Forwarded-Proto).
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from opentelemetry import trace
 from quart import Response, g, request
 
+from services.common.contracts import valid_user_id
+
 COOKIE_NAME = "session_id"
 MAX_AGE_SECONDS = 30 * 24 * 3600
-
-_VALID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def session_id() -> str:
@@ -25,7 +24,7 @@ def session_id() -> str:
     current: str | None = g.get("session_id")
     if current is None:
         cookie = request.cookies.get(COOKIE_NAME, "")
-        g.new_session = _VALID.fullmatch(cookie) is None
+        g.new_session = not valid_user_id(cookie)
         current = str(uuid.uuid4()) if g.new_session else cookie
         g.session_id = current
         trace.get_current_span().set_attribute("app.session.id", current)

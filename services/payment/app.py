@@ -11,10 +11,10 @@ from quart_schema import validate_request, validate_response
 
 from services.common.app import ServiceApp, error_response, flags
 from services.common.config import ServiceSettings
+from services.common.contracts import ChargeRequest, ChargeResponse
 from services.common.flags import Flag
 from services.payment.cards import CardRejected, check_card
 from services.payment.ledger import Charge, IdempotencyConflict, Ledger
-from services.payment.schemas import ChargeRequest, ChargeResponse
 
 meter = metrics.get_meter(__name__)
 charges_counter = meter.create_counter("app.payment.charges", description="Charge attempts by result")

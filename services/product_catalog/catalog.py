@@ -14,7 +14,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from services.common.config import ConfigError
-from services.product_catalog.schemas import Product
+from services.common.contracts import Product
 
 DEFAULT_CATALOG_FILE = Path(__file__).with_name("products.json")
 CURRENCY = "USD"

@@ -11,11 +11,10 @@ from quart_schema import validate_querystring, validate_response
 
 from services.common.app import ServiceApp, flags
 from services.common.config import ServiceSettings
+from services.common.contracts import Product, ProductList, RecommendationQuery
 from services.common.flags import Flag
 from services.common.http import ServiceClient, UpstreamUnavailable
-from services.product_catalog.schemas import Product, ProductList
 from services.recommendation.cache import DEFAULT_TTL_SECONDS, LeakingCache, ProductListCache
-from services.recommendation.schemas import RecommendationQuery
 from services.recommendation.selection import recommend
 
 meter = metrics.get_meter(__name__)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from itertools import chain, islice
 
-from services.product_catalog.schemas import Product
+from services.common.contracts import Product
 
 Fetch = Callable[[], Awaitable[list[Product]]]
 Clock = Callable[[], float]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Iterable
 
-from services.product_catalog.schemas import Product
+from services.common.contracts import Product
 
 MAX_RECOMMENDATIONS = 5
 

@@ -8,10 +8,9 @@ import random
 
 import pytest
 
+from services.common.contracts import Product, RecommendationQuery
 from services.product_catalog.catalog import load_catalog
-from services.product_catalog.schemas import Product
 from services.recommendation.cache import LeakingCache, ProductListCache
-from services.recommendation.schemas import RecommendationQuery
 from services.recommendation.selection import MAX_RECOMMENDATIONS, recommend
 
 PRODUCTS = load_catalog().products()

@@ -1,0 +1,146 @@
+"""The request and response shapes exchanged between services: declared once, used by the service that
+serves them and by the services that call it.
+
+Address and OrderItem belong to the `OrderPlaced` event contract (services.common.orders); the shapes
+here that carry them import them from there. A service's own query models stay in its package.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from services.common.money import Money
+from services.common.orders import Address, OrderItem
+
+# A user id (the frontend's session id), or a product id as a request to cart or frontend names it.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# A product id as product-catalog issues it.
+CATALOG_ID_PATTERN = r"^[A-Z0-9]{10}$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+MAX_QUANTITY_PER_ADD = 100
+MAX_RECOMMENDATION_EXCLUSIONS = 100
+
+_ID = re.compile(ID_PATTERN)
+
+
+def valid_user_id(user_id: str) -> bool:
+    """Whether `user_id` follows the user id rule: 1 to 64 of A-Z, a-z, 0-9, _ and -."""
+    return _ID.fullmatch(user_id) is not None
+
+
+# product-catalog: GET /products, /products/search, /products/<id>; recommendation: GET /recommendations.
+
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(pattern=CATALOG_ID_PATTERN, examples=["OLJCESPC7Z"])
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(min_length=1, max_length=2000)
+    picture: str = Field(
+        pattern=r"^[A-Z0-9]{10}\.svg$",
+        description="File name under /static/products/",
+        examples=["OLJCESPC7Z.svg"],
+    )
+    price: Money
+    categories: list[Category] = Field(min_length=1)
+
+
+class ProductList(BaseModel):
+    products: list[Product]
+
+
+class RecommendationQuery(BaseModel):
+    product_ids: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^[A-Za-z0-9_, -]*$",
+        description="Comma-separated ids of the products to leave out, e.g. those in view or in the cart.",
+        examples=["OLJCESPC7Z,66VCHSJNUP"],
+    )
+
+    @field_validator("product_ids")
+    @classmethod
+    def _not_too_many(cls, value: str | None) -> str | None:
+        if value is not None and value.count(",") >= MAX_RECOMMENDATION_EXCLUSIONS:
+            raise ValueError(f"at most {MAX_RECOMMENDATION_EXCLUSIONS} product ids")
+        return value
+
+    def excluded(self) -> frozenset[str]:
+        """The given ids; blanks and spaces around the commas are ignored."""
+        return frozenset(part.strip() for part in (self.product_ids or "").split(",") if part.strip())
+
+
+# cart: GET /carts/<user_id>, POST /carts/<user_id>/items.
+
+
+class AddItem(BaseModel):
+    product_id: str = Field(pattern=ID_PATTERN, examples=["OLJCESPC7Z"])
+    quantity: int = Field(ge=1, le=MAX_QUANTITY_PER_ADD)
+
+
+class CartLine(BaseModel):
+    product_id: str
+    quantity: int = Field(ge=1)
+
+
+class Cart(BaseModel):
+    user_id: str = Field(description="Whose cart: the frontend's session id, so each session has one")
+    items: list[CartLine]
+
+
+# payment: POST /charges, GET /charges/<transaction_id>.
+
+
+class CreditCard(BaseModel):
+    number: str = Field(pattern=r"^\d{12,19}$", examples=["4432801561520454"])
+    cvv: str = Field(pattern=r"^\d{3,4}$", examples=["672"])
+    expiration_year: int = Field(ge=2000, le=2100, examples=[2030])
+    expiration_month: int = Field(ge=1, le=12, examples=[1])
+
+
+class ChargeRequest(BaseModel):
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    amount: Money
+    credit_card: CreditCard
+
+
+class ChargeResponse(BaseModel):
+    transaction_id: str
+    amount: Money
+    card_type: str
+    card_last4: str
+    status: str
+
+
+# checkout: POST /checkout (frontend takes PlaceOrder and adds the session's user id).
+
+
+class PlaceOrder(BaseModel):
+    """The checkout form: who to bill and ship to, and the card to charge."""
+
+    email: str = Field(max_length=254, pattern=EMAIL_PATTERN, examples=["someone@example.com"])
+    address: Address
+    credit_card: CreditCard
+
+
+class CheckoutRequest(PlaceOrder):
+    """What checkout takes: the form, for the user's cart."""
+
+    user_id: str = Field(pattern=ID_PATTERN)
+
+
+class Order(BaseModel):
+    order_id: str
+    items: list[OrderItem]
+    shipping_address: Address
+    shipping_cost: Money
+    total: Money
+    transaction_id: str
+    placed_at: datetime
