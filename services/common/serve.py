@@ -25,7 +25,14 @@ S = TypeVar("S", bound=ServiceSettings)
 
 
 def run(name: str, create_app: Callable[[S], ServiceApp], settings_type: type[S]) -> NoReturn:
-    """Read the settings, build the app and serve it; a bad configuration exits 2 with one line."""
+    """Read the settings, build the app and serve it; a bad configuration exits 2 with one line.
+
+    A service takes no arguments, only environment variables: `--help` lists them with their defaults.
+    """
+    if len(sys.argv) > 1:
+        help_asked = sys.argv[1:] in (["-h"], ["--help"])
+        print(usage(name, settings_type), file=sys.stdout if help_asked else sys.stderr)
+        sys.exit(0 if help_asked else 2)
     try:
         settings = settings_type.from_env()
         app = create_app(settings)
@@ -42,6 +49,15 @@ def run(name: str, create_app: Callable[[S], ServiceApp], settings_type: type[S]
     finally:
         setup_telemetry(name).shutdown()
     sys.exit(0)
+
+
+def usage(name: str, settings_type: type[ServiceSettings]) -> str:
+    """What `--help` prints: the service's environment variables and their defaults."""
+    lines = [f"usage: {name} (no arguments; configured by environment variables)", ""]
+    for field_name, field in settings_type.model_fields.items():
+        default = "required" if field.is_required() else f"default {field.default!r}"
+        lines.append(f"  {field_name.upper():<34} {default}")
+    return "\n".join(lines)
 
 
 async def _serve(app: ServiceApp, config: Config) -> None:

@@ -1,4 +1,12 @@
+"""Serve frontend until SIGTERM (`python -m services.frontend`)."""
+
 from services.common.serve import run
 from services.frontend.app import Settings, create_app
 
-run("frontend", create_app, Settings)
+
+def main() -> None:
+    run("frontend", create_app, Settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,12 @@
+"""Serve payment until SIGTERM (`python -m services.payment`)."""
+
 from services.common.serve import run
 from services.payment.app import Settings, create_app
 
-run("payment", create_app, Settings)
+
+def main() -> None:
+    run("payment", create_app, Settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,12 @@
+"""Serve product-catalog until SIGTERM (`python -m services.product_catalog`)."""
+
 from services.common.serve import run
 from services.product_catalog.app import Settings, create_app
 
-run("product-catalog", create_app, Settings)
+
+def main() -> None:
+    run("product-catalog", create_app, Settings)
+
+
+if __name__ == "__main__":
+    main()
