@@ -1,0 +1,7 @@
+"""`python -m containers`: see containers/cli.py."""
+
+import sys
+
+from containers.cli import run
+
+sys.exit(run())
