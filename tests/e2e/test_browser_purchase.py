@@ -24,7 +24,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 STEP_TIMEOUT_MS = 20_000
-SCREENSHOTS = Path("/tmp")
 EXPLORASCOPE = "OLJCESPC7Z"
 
 pytestmark = pytest.mark.skipif(
@@ -50,7 +49,10 @@ def page() -> Iterator[Page]:
             browser.close()
 
 
-def test_a_shopper_buys_a_telescope_and_sees_the_order_id(storefront: str, page: Page) -> None:
+def test_a_shopper_buys_a_telescope_and_sees_the_order_id(
+    storefront: str, page: Page, tmp_path: Path
+) -> None:
+    """Leaves screenshots of the home and confirmation pages in tmp_path for a person to look at."""
     failures: list[str] = []
 
     def record_failure(response: Response) -> None:
@@ -63,7 +65,7 @@ def test_a_shopper_buys_a_telescope_and_sees_the_order_id(storefront: str, page:
     page.goto(f"{storefront}/")
     expect(page.locator(".product-card").first).to_be_visible()
     expect(page.get_by_role("search")).to_be_visible()
-    page.screenshot(path=str(SCREENSHOTS / "shopstack-home.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "home.png"), full_page=True)
 
     page.locator(f'.product-card a[href="/product/{EXPLORASCOPE}"]').click()
     expect(page.get_by_role("heading", level=1)).to_have_text("National Park Foundation Explorascope")
@@ -93,7 +95,7 @@ def test_a_shopper_buys_a_telescope_and_sees_the_order_id(storefront: str, page:
     assert re.fullmatch(r"[0-9A-Za-z-]{8,}", order_id), order_id
     expect(page.locator(".order-item")).to_have_count(1)
     expect(page.locator("address")).to_contain_text("1 Observatory Road")
-    page.screenshot(path=str(SCREENSHOTS / "shopstack-confirmation.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "confirmation.png"), full_page=True)
 
     page.get_by_role("link", name="Cart").click()
     expect(page.get_by_text("Your shopping cart is empty.")).to_be_visible()
