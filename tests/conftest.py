@@ -10,10 +10,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from sim.aws import client_env, start_moto
-from sim.kafka import start_tansu
+from sim.kafka import create_topic, start_tansu
 from sim.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery
 from tests.support.shop import FlagsFile, Shop, create_tables
@@ -49,15 +48,6 @@ def dynamodb(aws_env: dict[str, str]):  # type: ignore[no-untyped-def]
     )
 
 
-async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="session")
 def kafka_bootstrap(workdir: Path) -> Iterator[str]:
     """A Tansu broker with the `orders` topic."""
@@ -65,7 +55,7 @@ def kafka_bootstrap(workdir: Path) -> Iterator[str]:
     broker = start_tansu(workdir / "logs", port, HOST)
     try:
         bootstrap = f"{HOST}:{port}"
-        asyncio.run(_create_topic(bootstrap, "orders", ORDERS_PARTITIONS))
+        asyncio.run(create_topic(bootstrap, "orders", ORDERS_PARTITIONS))
         yield bootstrap
     finally:
         broker.stop()

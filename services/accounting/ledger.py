@@ -6,21 +6,18 @@ as exact Decimals), never as a float.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from services.accounting.schemas import RecordedOrder
+from services.common.aws import dynamodb_span, error_code
 from services.common.orders import OrderPlaced, UnreadableEvent
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.service_resource import Table
 
-tracer = trace.get_tracer(__name__)
 
 ONLY_IF_NEW = "attribute_not_exists(order_id)"
 
@@ -42,11 +39,11 @@ class OrdersLedger:
             **order.model_dump(mode="json"),
             "recorded_at": datetime.now(UTC).isoformat(),
         }
-        with self._span("PutItem"):
+        with dynamodb_span("PutItem", self._table.name):
             try:
                 await self._table.put_item(Item=item, ConditionExpression=ONLY_IF_NEW)
             except ClientError as err:
-                code = _error_code(err)
+                code = error_code(err)
                 if code == "ConditionalCheckFailedException":
                     return False
                 if code == "ValidationException":
@@ -56,11 +53,11 @@ class OrdersLedger:
 
     async def get(self, order_id: str) -> RecordedOrder | None:
         """The recorded order, or None when there is none (or the id cannot be a key)."""
-        with self._span("GetItem"):
+        with dynamodb_span("GetItem", self._table.name):
             try:
                 response = await self._table.get_item(Key={"order_id": order_id}, ConsistentRead=True)
             except ClientError as err:
-                if _error_code(err) == "ValidationException":
+                if error_code(err) == "ValidationException":
                     return None
                 raise
         item = response.get("Item")
@@ -69,19 +66,3 @@ class OrdersLedger:
     async def ping(self) -> None:
         """Raise unless the table exists and answers (untraced: readiness probes would flood traces)."""
         await self._table.load()
-
-    def _span(self, operation: str) -> AbstractContextManager[trace.Span]:
-        return tracer.start_as_current_span(
-            f"DynamoDB.{operation}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "rpc.system": "aws-api",
-                "rpc.service": "DynamoDB",
-                "rpc.method": operation,
-                "aws.dynamodb.table_names": [self._table.name],
-            },
-        )
-
-
-def _error_code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+
+from services.common.aws import dynamodb_span, error_code
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource, Table
 
-tracer = trace.get_tracer(__name__)
 
 MAX_LINES = 100
 ADD_ATTEMPTS = 3
@@ -102,7 +101,7 @@ class CartStore:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as err:
-                if _error_code(err) != CONDITION_FAILED:
+                if error_code(err) != CONDITION_FAILED:
                     raise
                 if "Item" in err.response:
                     raise CartFull(f"a cart holds at most {MAX_LINES} different products") from None
@@ -118,7 +117,7 @@ class CartStore:
                     ConditionExpression="attribute_not_exists(user_id)",
                 )
             except ClientError as err:
-                if _error_code(err) != CONDITION_FAILED:
+                if error_code(err) != CONDITION_FAILED:
                     raise
                 return False
         return True
@@ -126,26 +125,13 @@ class CartStore:
     @contextmanager
     def _call(self, operation: str) -> Iterator[None]:
         """A client span for one DynamoDB call; AWS failures become `CartStoreUnavailable`."""
-        with tracer.start_as_current_span(
-            f"DynamoDB.{operation}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "rpc.system": "aws-api",
-                "rpc.service": "DynamoDB",
-                "rpc.method": operation,
-                "aws.dynamodb.table_names": [self.table_name],
-            },
-        ):
+        with dynamodb_span(operation, self.table_name):
             try:
                 yield
             except ClientError as err:
-                raise CartStoreUnavailable(f"DynamoDB {operation} failed: {_error_code(err)}") from err
+                raise CartStoreUnavailable(f"DynamoDB {operation} failed: {error_code(err)}") from err
             except BotoCoreError as err:
                 raise CartStoreUnavailable(f"DynamoDB {operation} failed: {err}") from err
-
-
-def _error_code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", "unknown"))
 
 
 def _lines(item: Mapping[str, Any]) -> list[Line]:

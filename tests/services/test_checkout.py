@@ -25,18 +25,11 @@ from sim.kafka import start_tansu
 from sim.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery
 from tests.support.shop import HOST, FlagsFile, Shop
+from tests.support.shopper import ADDRESS, VISA
 
 EXPLORASCOPE = "OLJCESPC7Z"
 STARSENSE = "66VCHSJNUP"
 COMET_BOOK = "HQTGWGPNH4"
-VISA = {"number": "4432801561520454", "cvv": "672", "expiration_year": 2039, "expiration_month": 1}
-ADDRESS = {
-    "street_address": "1600 Amphitheatre Parkway",
-    "city": "Mountain View",
-    "state": "CA",
-    "country": "United States",
-    "zip_code": "94043",
-}
 READ_TIMEOUT_SECONDS = 10.0
 
 Offsets = dict[TopicPartition, int]

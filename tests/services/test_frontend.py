@@ -14,18 +14,11 @@ import pytest
 from services.common.flags import Flag
 from sim.telemetry.client import TelemetryQuery
 from tests.support.shop import FlagsFile, Shop
+from tests.support.shopper import ADDRESS, VISA
 
 EXPLORASCOPE = "OLJCESPC7Z"
 EXPLORASCOPE_PRICE = "$101.96"
 STARSENSE = "66VCHSJNUP"
-VISA = {"number": "4432801561520454", "cvv": "672", "expiration_year": 2039, "expiration_month": 1}
-ADDRESS = {
-    "street_address": "1600 Amphitheatre Parkway",
-    "city": "Mountain View",
-    "state": "CA",
-    "country": "United States",
-    "zip_code": "94043",
-}
 ORDER_FORM = {
     "email": "someone@example.com",
     **{f"address.{name}": value for name, value in ADDRESS.items()},

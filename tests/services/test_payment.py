@@ -10,8 +10,8 @@ import pytest
 
 from services.common.flags import Flag
 from tests.support.shop import FlagsFile, Shop
+from tests.support.shopper import VISA
 
-VISA = {"number": "4432801561520454", "cvv": "672", "expiration_year": 2039, "expiration_month": 1}
 USD_10 = {"currency_code": "USD", "units": 10, "nanos": 500_000_000}
 
 

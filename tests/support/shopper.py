@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-CARD = {"number": "4432801561520454", "cvv": "672", "expiration_year": 2039, "expiration_month": 1}
+VISA = {"number": "4432801561520454", "cvv": "672", "expiration_year": 2039, "expiration_month": 1}
 ADDRESS = {
     "street_address": "1600 Amphitheatre Parkway",
     "city": "Mountain View",
@@ -38,7 +38,7 @@ class Shopper:
         return body
 
     def checkout(self, headers: dict[str, str] | None = None, **overrides: Any) -> httpx.Response:
-        body = {"email": "shopper@example.com", "address": ADDRESS, "credit_card": CARD, **overrides}
+        body = {"email": "shopper@example.com", "address": ADDRESS, "credit_card": VISA, **overrides}
         return self.http.post("/api/checkout", json=body, headers=headers)
 
 

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opentelemetry import trace
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
@@ -19,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from services.common.kafka import Publisher, Worker
+from sim.kafka import create_topic
 
 # A consumer group takes about 5 s to form on Tansu, and as long again to rebalance.
 DEADLINE_SECONDS = 40
@@ -27,12 +27,7 @@ POLL_SECONDS = 0.05
 
 async def new_topic(bootstrap: str, partitions: int = 1) -> str:
     topic = f"worker-test-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, topic, partitions)
     return topic
 
 
