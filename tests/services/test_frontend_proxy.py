@@ -5,9 +5,11 @@ real telemetry receiver and the real shop."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -29,6 +31,7 @@ CHUNK = 64 * 1024
 LARGE_BODY_BYTES = 8 * 1024 * 1024
 PROXY_READ_TIMEOUT_SECONDS = 2.0
 SLOW_UPSTREAM_SECONDS = 6.0
+IN_FLIGHT_SECONDS = 1.0
 STEP_TIMEOUT_SECONDS = 15.0
 
 Scope = dict[str, Any]
@@ -86,6 +89,7 @@ class Upstream:
             "/upload": self.upload,
             "/download": self.download,
             "/slow": self.slow,
+            "/in-flight": self.in_flight,
             "/set-cookie": self.set_cookie,
             "/hop-by-hop": self.hop_by_hop,
             "/redirect": self.redirect,
@@ -134,6 +138,11 @@ class Upstream:
     async def slow(self, scope: Scope, receive: Any, send: Any) -> None:
         await asyncio.sleep(SLOW_UPSTREAM_SECONDS)
         await respond(send, 200, {"slow": True})
+
+    async def in_flight(self, scope: Scope, receive: Any, send: Any) -> None:
+        """Answers after a second, within the read timeout: time enough to stop the proxy meanwhile."""
+        await asyncio.sleep(IN_FLIGHT_SECONDS)
+        await respond(send, 200, {"finished": True})
 
     async def set_cookie(self, scope: Scope, receive: Any, send: Any) -> None:
         await respond(send, 200, {}, [(b"set-cookie", b"secret=shopper-one; Path=/")])
@@ -456,3 +465,23 @@ def test_the_shops_proxy_serves_the_storefront_pages_and_api(shop: Shop) -> None
         catalog = httpx.get(f"{shop.url('product-catalog')}/products", timeout=30).json()
         assert browser.get("/api/products").json() == catalog
         assert browser.get("/static/style.css").headers["content-type"].startswith("text/css")
+
+
+def test_sigterm_lets_the_request_in_flight_finish_then_refuses_new_ones_and_exits_0(
+    workdir: Path, upstream: Upstream, telemetry: TelemetryQuery
+) -> None:
+    process, url = start_proxy(workdir, "proxy-stopped-mid-request", upstream.url, telemetry.url, telemetry)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(httpx.get, f"{url}/in-flight", timeout=STEP_TIMEOUT_SECONDS)
+            time.sleep(IN_FLIGHT_SECONDS / 2)
+            process.signal(signal.SIGTERM)
+            response = in_flight.result(STEP_TIMEOUT_SECONDS)
+        assert response.status_code == 200
+        assert response.json() == {"finished": True}
+        assert process.popen is not None
+        assert process.popen.wait(STEP_TIMEOUT_SECONDS) == 0
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/healthz", timeout=2)
+    finally:
+        process.stop()
