@@ -5,12 +5,16 @@ Unchecked-hash pycs carry a hash of their source instead of its mtime and are us
 has inside the image, so no build path leaks into tracebacks or the bytes. Compiling saves about a
 second of every service start. The compiler is the building interpreter, so its exact version is an
 input of every step that compiles: it must have the image's major.minor.
+
+marshal's bytes depend on the compiling process: the order of frozenset constants on the string hash
+seed, and its back-reference flags on objects' reference counts. So each tree is compiled in a fresh
+interpreter with PYTHONHASHSEED=0, running nothing but the loop below, in sorted order.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import py_compile
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,23 +38,38 @@ def check_compiler(python: str) -> None:
         )
 
 
+# Runs in a fresh interpreter without site (-S: no .pth file changes its state); argv: tree, image path.
+_COMPILE_LOOP = """
+import importlib.util, py_compile, sys
+from pathlib import Path
+root, image_path, compiled = Path(sys.argv[1]), sys.argv[2].rstrip("/"), 0
+for source in sorted(root.rglob("*.py")):
+    if "__pycache__" in source.parts:
+        continue
+    try:
+        py_compile.compile(
+            str(source),
+            cfile=importlib.util.cache_from_source(str(source)),
+            dfile=f"{image_path}/{source.relative_to(root).as_posix()}",
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+    except (py_compile.PyCompileError, SyntaxError, ValueError):
+        continue  # a data file named .py (templates, Python 2 test fixtures): left as source, like pip
+    compiled += 1
+print(compiled)
+"""
+
+
 def compile_tree(root: Path, image_path: str) -> int:
     """Compile every .py under `root`, which holds what the image has at `image_path`; return the count."""
-    compiled = 0
-    for source in sorted(root.rglob("*.py")):
-        if "__pycache__" in source.parts:
-            continue
-        relative = source.relative_to(root).as_posix()
-        target = Path(importlib.util.cache_from_source(str(source)))
-        try:
-            py_compile.compile(
-                str(source),
-                cfile=str(target),
-                dfile=f"{image_path.rstrip('/')}/{relative}",
-                doraise=True,
-                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-            )
-        except (py_compile.PyCompileError, SyntaxError, ValueError):
-            continue  # a data file named .py (templates, Python 2 test fixtures): left as source, like pip
-        compiled += 1
-    return compiled
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", _COMPILE_LOOP, str(root), image_path],
+        env={"PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ContainersError(f"compiling bytecode under {root} failed: {result.stderr.strip()[-500:]}")
+    return int(result.stdout)

@@ -51,9 +51,14 @@ def test_two_builds_in_different_directories_users_and_times_give_the_same_diges
 ) -> None:
     outs = []
     settings = [
-        ({"TZ": "UTC", "LANG": "C", "HOME": str(tmp_path)}, 0o022, "1", tmp_path / "a"),
         (
-            {"TZ": "Asia/Tokyo", "LANG": "de_DE.UTF-8", "HOME": "/nonexistent"},
+            {"TZ": "UTC", "LANG": "C", "HOME": str(tmp_path), "PYTHONHASHSEED": "1"},
+            0o022,
+            "1",
+            tmp_path / "a",
+        ),
+        (
+            {"TZ": "Asia/Tokyo", "LANG": "de_DE.UTF-8", "HOME": "/nonexistent", "PYTHONHASHSEED": "2"},
             0o077,
             "4",
             tmp_path / "b" / "deeper" / "x",
