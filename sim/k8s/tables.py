@@ -1,0 +1,430 @@
+"""`meta.k8s.io/v1` Table output: the columns `kubectl get` shows, per kind, and Name/Age for the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sim.k8s.resources import ResourceType
+
+Obj = dict[str, Any]
+Column = tuple[str, str, int]  # name, type, priority (1 = only with -o wide)
+
+
+def human_duration(seconds: float) -> str:
+    """kubectl's HumanDuration: 45s, 3m10s, 25m, 5h3m, 20h, 3d4h, 12d, 2y..."""
+    s = int(max(seconds, 0))
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if h < 24 * 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    if d < 365 * 2:
+        return f"{d}d"
+    return f"{d // 365}y"
+
+
+def age(obj: Obj) -> str:
+    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
+    if not stamp:
+        return "<unknown>"
+    created = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return human_duration((datetime.now(UTC) - created).total_seconds())
+
+
+def _name(obj: Obj) -> str:
+    return str(obj["metadata"]["name"])
+
+
+def _pod_row(obj: Obj) -> list[Any]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    containers = spec.get("containers") or []
+    statuses = status.get("containerStatuses") or []
+    ready = sum(1 for c in statuses if c.get("ready"))
+    restarts = sum(int(c.get("restartCount", 0)) for c in statuses)
+    reason = status.get("reason") or status.get("phase") or "Unknown"
+    for c in statuses:
+        state = c.get("state") or {}
+        if state.get("waiting", {}).get("reason"):
+            reason = state["waiting"]["reason"]
+        elif state.get("terminated", {}).get("reason"):
+            reason = state["terminated"]["reason"]
+    if obj["metadata"].get("deletionTimestamp"):
+        reason = "Terminating"
+    gates = spec.get("readinessGates") or []
+    return [
+        _name(obj),
+        f"{ready}/{len(containers)}",
+        reason,
+        restarts,
+        age(obj),
+        status.get("podIP") or "<none>",
+        spec.get("nodeName") or "<none>",
+        status.get("nominatedNodeName") or "<none>",
+        f"0/{len(gates)}" if gates else "<none>",
+    ]
+
+
+def _images(obj: Obj) -> tuple[str, str]:
+    containers = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    return ",".join(c.get("name", "") for c in containers), ",".join(c.get("image", "") for c in containers)
+
+
+def _selector(obj: Obj) -> str:
+    sel = (obj.get("spec") or {}).get("selector") or {}
+    labels = sel.get("matchLabels", sel) if isinstance(sel, dict) else {}
+    text = ",".join(f"{k}={v}" for k, v in labels.items() if isinstance(v, str))
+    return text or "<none>"
+
+
+def _deployment_row(obj: Obj) -> list[Any]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    names, images = _images(obj)
+    return [
+        _name(obj),
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+        status.get("updatedReplicas", 0),
+        status.get("availableReplicas", 0),
+        age(obj),
+        names,
+        images,
+        _selector(obj),
+    ]
+
+
+def _replicaset_row(obj: Obj) -> list[Any]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    names, images = _images(obj)
+    return [
+        _name(obj),
+        spec.get("replicas", 0),
+        status.get("replicas", 0),
+        status.get("readyReplicas", 0),
+        age(obj),
+        names,
+        images,
+        _selector(obj),
+    ]
+
+
+def _statefulset_row(obj: Obj) -> list[Any]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    names, images = _images(obj)
+    return [
+        _name(obj),
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+        age(obj),
+        names,
+        images,
+    ]
+
+
+def _service_row(obj: Obj) -> list[Any]:
+    spec = obj.get("spec") or {}
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    external = ",".join(i.get("ip") or i.get("hostname", "") for i in ingress) or (
+        "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
+    )
+    ports = []
+    for p in spec.get("ports") or []:
+        text = str(p.get("port"))
+        if p.get("nodePort"):
+            text += f":{p['nodePort']}"
+        ports.append(f"{text}/{p.get('protocol', 'TCP')}")
+    selector = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items()) or "<none>"
+    return [
+        _name(obj),
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP") or "<none>",
+        external,
+        ",".join(ports) or "<none>",
+        age(obj),
+        selector,
+    ]
+
+
+def _node_row(obj: Obj) -> list[Any]:
+    status = obj.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    state = "Ready" if ready and ready.get("status") == "True" else "NotReady" if ready else "Unknown"
+    if (obj.get("spec") or {}).get("unschedulable"):
+        state += ",SchedulingDisabled"
+    labels = obj["metadata"].get("labels") or {}
+    roles = sorted(
+        k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/") and "/" in k
+    )
+    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+    info = status.get("nodeInfo") or {}
+    return [
+        _name(obj),
+        state,
+        ",".join(roles) or "<none>",
+        age(obj),
+        info.get("kubeletVersion", ""),
+        addresses.get("InternalIP", "<none>"),
+        addresses.get("ExternalIP", "<none>"),
+        info.get("osImage", "<unknown>"),
+        info.get("kernelVersion", "<unknown>"),
+        info.get("containerRuntimeVersion", "<unknown>"),
+    ]
+
+
+def _namespace_row(obj: Obj) -> list[Any]:
+    return [_name(obj), (obj.get("status") or {}).get("phase", "Active"), age(obj)]
+
+
+def _hpa_row(obj: Obj) -> list[Any]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    return [
+        _name(obj),
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        "<unknown>",
+        spec.get("minReplicas", 1),
+        spec.get("maxReplicas", 0),
+        status.get("currentReplicas", 0),
+        age(obj),
+    ]
+
+
+def _configmap_row(obj: Obj) -> list[Any]:
+    return [_name(obj), len(obj.get("data") or {}) + len(obj.get("binaryData") or {}), age(obj)]
+
+
+def _secret_row(obj: Obj) -> list[Any]:
+    return [_name(obj), obj.get("type", "Opaque"), len(obj.get("data") or {}), age(obj)]
+
+
+def _endpoints_row(obj: Obj) -> list[Any]:
+    addresses = []
+    for subset in obj.get("subsets") or []:
+        for address in subset.get("addresses") or []:
+            for port in subset.get("ports") or [{}]:
+                addresses.append(
+                    f"{address.get('ip')}:{port.get('port')}" if port else str(address.get("ip"))
+                )
+    text = ",".join(addresses[:3]) + (f" + {len(addresses) - 3} more..." if len(addresses) > 3 else "")
+    return [_name(obj), text or "<none>", age(obj)]
+
+
+def _ingress_row(obj: Obj) -> list[Any]:
+    spec = obj.get("spec") or {}
+    hosts = ",".join(r["host"] for r in spec.get("rules") or [] if r.get("host")) or "*"
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    address = ",".join(i.get("hostname") or i.get("ip", "") for i in ingress)
+    ports = "80, 443" if spec.get("tls") else "80"
+    return [_name(obj), spec.get("ingressClassName") or "<none>", hosts, address, ports, age(obj)]
+
+
+def _event_row(obj: Obj) -> list[Any]:
+    involved = obj.get("involvedObject") or {}
+    last = (
+        obj.get("lastTimestamp")
+        or obj.get("eventTime")
+        or (obj.get("metadata") or {}).get("creationTimestamp")
+    )
+    seen = (
+        age({"metadata": {"creationTimestamp": last}})
+        if isinstance(last, str) and len(last) == 20
+        else "<unknown>"
+    )
+    return [
+        seen,
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}",
+        obj.get("message", ""),
+    ]
+
+
+def _generic_row(obj: Obj) -> list[Any]:
+    return [_name(obj), age(obj)]
+
+
+TABLES: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
+    "Pod": (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "string", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
+        ],
+        _pod_row,
+    ),
+    "Deployment": (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        _deployment_row,
+    ),
+    "ReplicaSet": (
+        [
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
+        ],
+        _replicaset_row,
+    ),
+    "StatefulSet": (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+        ],
+        _statefulset_row,
+    ),
+    "Service": (
+        [
+            ("Name", "string", 0),
+            ("Type", "string", 0),
+            ("Cluster-IP", "string", 0),
+            ("External-IP", "string", 0),
+            ("Port(s)", "string", 0),
+            ("Age", "string", 0),
+            ("Selector", "string", 1),
+        ],
+        _service_row,
+    ),
+    "Node": (
+        [
+            ("Name", "string", 0),
+            ("Status", "string", 0),
+            ("Roles", "string", 0),
+            ("Age", "string", 0),
+            ("Version", "string", 0),
+            ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1),
+            ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1),
+            ("Container-Runtime", "string", 1),
+        ],
+        _node_row,
+    ),
+    "Namespace": ([("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)], _namespace_row),
+    "HorizontalPodAutoscaler": (
+        [
+            ("Name", "string", 0),
+            ("Reference", "string", 0),
+            ("Targets", "string", 0),
+            ("MinPods", "string", 0),
+            ("MaxPods", "string", 0),
+            ("Replicas", "string", 0),
+            ("Age", "string", 0),
+        ],
+        _hpa_row,
+    ),
+    "ConfigMap": ([("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)], _configmap_row),
+    "Secret": (
+        [("Name", "string", 0), ("Type", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
+        _secret_row,
+    ),
+    "Endpoints": ([("Name", "string", 0), ("Endpoints", "string", 0), ("Age", "string", 0)], _endpoints_row),
+    "Ingress": (
+        [
+            ("Name", "string", 0),
+            ("Class", "string", 0),
+            ("Hosts", "string", 0),
+            ("Address", "string", 0),
+            ("Ports", "string", 0),
+            ("Age", "string", 0),
+        ],
+        _ingress_row,
+    ),
+    "Event": (
+        [
+            ("Last Seen", "string", 0),
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Message", "string", 0),
+        ],
+        _event_row,
+    ),
+}
+GENERIC: tuple[list[Column], Callable[[Obj], list[Any]]] = (
+    [("Name", "string", 0), ("Age", "string", 0)],
+    _generic_row,
+)
+
+
+def column_definitions(rt: ResourceType) -> list[Obj]:
+    columns, _ = TABLES.get(rt.kind, GENERIC)
+    return [
+        {
+            "name": name,
+            "type": kind,
+            "format": "name" if name == "Name" else "",
+            "description": name,
+            "priority": priority,
+        }
+        for name, kind, priority in columns
+    ]
+
+
+def _partial(obj: Obj) -> Obj:
+    """What `includeObject=Metadata` returns: the object's metadata only."""
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }
+
+
+def table(
+    rt: ResourceType,
+    items: list[Obj],
+    metadata: Obj,
+    include_object: str = "Metadata",
+    with_columns: bool = True,
+) -> Obj:
+    _, row = TABLES.get(rt.kind, GENERIC)
+    rows = []
+    for obj in items:
+        entry: Obj = {"cells": row(obj)}
+        if include_object == "Object":
+            entry["object"] = obj
+        elif include_object != "None":
+            entry["object"] = _partial(obj)
+        rows.append(entry)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": column_definitions(rt) if with_columns else [],
+        "rows": rows,
+    }
