@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 from collections.abc import Sequence
 from pathlib import Path
-
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 
 from sim.k8s.app import KubeApp
 from sim.k8s.kubeconfig import write_kubeconfig
 from sim.k8s.store import Store
+from sim.serving import serve_until_signalled
 
 GRACEFUL_TIMEOUT_SECONDS = 1.0
 
@@ -43,22 +39,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     store = Store(data_dir=args.data_dir, graceful_pods=args.graceful_pods)
     app = KubeApp(store)
-    config = Config()
-    config.bind = [f"{args.host}:{args.port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
     if args.kubeconfig is not None:
         write_kubeconfig(args.kubeconfig, f"http://{args.host}:{args.port}")
-    asyncio.run(_serve(app, config))
-
-
-async def _serve(app: KubeApp, config: Config) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    serve_until_signalled(app, args.host, args.port, GRACEFUL_TIMEOUT_SECONDS)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 from collections.abc import Sequence
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-
+from sim.serving import serve_until_signalled
 from sim.telemetry.app import DEFAULT_MAX_BODY_BYTES, create_app
 from sim.telemetry.store import (
     DEFAULT_MAX_LOGS,
@@ -64,20 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     store = TelemetryStore(args.max_spans, args.max_metric_points, args.max_logs)
     app = create_app(store, max_body_bytes=args.max_body_bytes)
-    config = Config()
-    config.bind = [f"{args.host}:{args.port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
-    asyncio.run(_serve(app, config))
-
-
-async def _serve(app: object, config: Config) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    serve_until_signalled(app, args.host, args.port, GRACEFUL_TIMEOUT_SECONDS)
 
 
 if __name__ == "__main__":
