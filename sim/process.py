@@ -24,11 +24,22 @@ class ProcessFailed(RuntimeError):
     """A managed process exited or did not become ready; the message ends with its last log lines."""
 
 
+_handed_out: set[tuple[str, int]] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that is free on `host` now and was not handed out before by this process.
+
+    Ports are often taken some time after they are chosen (a service started later), so a port the OS
+    reports free may already be promised to someone: each is handed out once.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if (host, port) not in _handed_out:
+            _handed_out.add((host, port))
+            return port
 
 
 def tcp_open(host: str, port: int) -> bool:
