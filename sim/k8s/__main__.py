@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from sim.images import ImageStore
 from sim.k8s.app import KubeApp
 from sim.k8s.kubeconfig import write_kubeconfig
+from sim.k8s.scheduler import Scheduler
 from sim.k8s.store import Store
+from sim.kubelet import KubeletConfig
+from sim.kubelet.agent import NodeAgent
 from sim.serving import serve_until_signalled
 
 GRACEFUL_TIMEOUT_SECONDS = 1.0
@@ -28,8 +34,40 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="keep deleted pods that are bound to a node until a kubelet confirms (deletes with grace 0)",
     )
+    parser.add_argument(
+        "--node",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run a node agent (a process kubelet) for node NAME, with a scheduler; repeatable",
+    )
+    parser.add_argument("--image-store", type=Path, default=None, help="the nodes' image store directory")
+    parser.add_argument(
+        "--pod-cidr",
+        default="127.1.0.0/16",
+        help="pod IPs come from here, inside 127.0.0.0/8 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--node-capacity",
+        action="append",
+        default=[],
+        metavar="RESOURCE=QUANTITY",
+        help="a node's capacity and allocatable, e.g. memory=8Gi (default: cpu=2, memory=4Gi, pods=17)",
+    )
+    parser.add_argument(
+        "--kubelet-dir",
+        type=Path,
+        default=None,
+        help="the nodes' logs and volumes (default: a temporary directory)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="log level (default: %(default)s)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.node and args.image_store is None:
+        parser.error("--node needs --image-store")
+    for item in args.node_capacity:
+        if "=" not in item:
+            parser.error(f"--node-capacity takes RESOURCE=QUANTITY, not {item!r}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -37,11 +75,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
     )
-    store = Store(data_dir=args.data_dir, graceful_pods=args.graceful_pods)
-    app = KubeApp(store)
-    if args.kubeconfig is not None:
-        write_kubeconfig(args.kubeconfig, f"http://{args.host}:{args.port}")
-    serve_until_signalled(app, args.host, args.port, GRACEFUL_TIMEOUT_SECONDS)
+    if not args.node:
+        store = Store(data_dir=args.data_dir, graceful_pods=args.graceful_pods)
+        app = KubeApp(store)
+        if args.kubeconfig is not None:
+            write_kubeconfig(args.kubeconfig, f"http://{args.host}:{args.port}")
+        serve_until_signalled(app, args.host, args.port, GRACEFUL_TIMEOUT_SECONDS)
+        return
+    with contextlib.ExitStack() as stack:
+        kubelet_dir = args.kubelet_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="kubelet-"))
+        )
+        # a kubelet confirms pod deletions, so graceful pod deletion is on with nodes
+        store = Store(data_dir=args.data_dir, graceful_pods=True)
+        config = KubeletConfig(ImageStore(args.image_store), kubelet_dir / "logs")
+        capacity = dict(item.split("=", 1) for item in args.node_capacity)
+        agent = NodeAgent(store, args.node, config, pod_cidr=args.pod_cidr, capacity=capacity)
+        scheduler = Scheduler(store)
+
+        async def start() -> None:
+            await agent.start()
+            scheduler.start()
+
+        async def stop() -> None:
+            await scheduler.stop()
+            await agent.stop()
+
+        app = KubeApp(store, log_source=agent.read_log, on_startup=[start], on_shutdown=[stop])
+        if args.kubeconfig is not None:
+            write_kubeconfig(args.kubeconfig, f"http://{args.host}:{args.port}")
+        serve_until_signalled(app, args.host, args.port, GRACEFUL_TIMEOUT_SECONDS)
 
 
 if __name__ == "__main__":

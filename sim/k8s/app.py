@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -214,9 +214,15 @@ class KubeApp:
         store: Store,
         log_source: LogSource = placeholder_log,
         bookmark_seconds: float = BOOKMARK_SECONDS,
+        on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
+        on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.store = store
         self.log_source = log_source
+        #: Run in the wire's loop at lifespan startup (in order) and shutdown (in reverse order),
+        #: e.g. the scheduler and node agent that share the store.
+        self.on_startup = list(on_startup)
+        self.on_shutdown = list(on_shutdown)
         self.bookmark_seconds = bookmark_seconds
         self._flusher: asyncio.Task[None] | None = None
 
@@ -269,8 +275,15 @@ class KubeApp:
             if message["type"] == "lifespan.startup":
                 if self.store.data_dir is not None:
                     self._flusher = asyncio.create_task(self._flush_loop())
+                for hook in self.on_startup:
+                    await hook()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                for hook in reversed(self.on_shutdown):
+                    try:
+                        await hook()
+                    except Exception:  # the others must still run, and the snapshot be written
+                        log.exception("shutdown hook failed")
                 if self._flusher is not None:
                     self._flusher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,270 @@
+"""A minimal scheduler, in-process with the store: binds each pod without `spec.nodeName` to a Ready node
+whose allocatable (cpu and memory from the containers' requests, and the pod count) still fits it.
+
+A pod that fits nowhere stays Pending with `PodScheduled=False` (reason `Unschedulable`) and a
+`FailedScheduling` Event saying why, as kube-scheduler reports it (`0/1 nodes are available: 1
+Insufficient memory.`). Pods are retried whenever a pod or a node changes. Nodes are tried in name order,
+the least loaded (by requested memory) first. Not done: affinity, taints and tolerations, priorities,
+preemption, topology spread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sim.k8s import resources
+from sim.k8s.errors import ApiError
+from sim.k8s.store import Event, Obj, Store, now
+from sim.kubelet.quantity import memory_bytes, parse_quantity
+
+log = logging.getLogger(__name__)
+
+PODS = resources.by_key("pods")
+NODES = resources.by_key("nodes")
+EVENTS = resources.by_key("events")
+SCHEDULER_NAME = "default-scheduler"
+TERMINAL = ("Succeeded", "Failed")
+
+
+@dataclass
+class Requests:
+    cpu: Decimal = Decimal(0)
+    memory: int = 0
+    pods: int = 0
+
+    def __iadd__(self, other: Requests) -> Requests:
+        self.cpu += other.cpu
+        self.memory += other.memory
+        self.pods += other.pods
+        return self
+
+
+def pod_requests(pod: Mapping[str, Any]) -> Requests:
+    """What a pod asks of its node: the sum of its containers' requests (limits when no request is set,
+    as the API server defaults them), with init containers' maximum when larger."""
+    spec = pod.get("spec") or {}
+
+    def of(container: Mapping[str, Any]) -> tuple[Decimal, int]:
+        res = container.get("resources") or {}
+        wanted = {**(res.get("limits") or {}), **(res.get("requests") or {})}
+        cpu = parse_quantity(wanted["cpu"]) if "cpu" in wanted else Decimal(0)
+        memory = memory_bytes(wanted["memory"]) if "memory" in wanted else 0
+        return cpu, memory
+
+    total = Requests(pods=1)
+    for container in spec.get("containers") or []:
+        cpu, memory = of(container)
+        total.cpu += cpu
+        total.memory += memory
+    for container in spec.get("initContainers") or []:
+        cpu, memory = of(container)
+        total.cpu = max(total.cpu, cpu)
+        total.memory = max(total.memory, memory)
+    return total
+
+
+def allocatable(node: Mapping[str, Any]) -> Requests:
+    alloc = (node.get("status") or {}).get("allocatable") or {}
+    return Requests(
+        parse_quantity(alloc.get("cpu", "0")),
+        memory_bytes(alloc.get("memory", "0")),
+        int(alloc.get("pods", 0)),
+    )
+
+
+def node_ready(node: Mapping[str, Any]) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _selector_matches(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    wanted = (pod.get("spec") or {}).get("nodeSelector") or {}
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _occupies(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") not in TERMINAL
+
+
+def place(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[str | None, str]:
+    """The node `pod` goes to, or None and why not (kube-scheduler's FailedScheduling message)."""
+    used: dict[str, Requests] = {n["metadata"]["name"]: Requests() for n in nodes}
+    for other in pods:
+        node_name = (other.get("spec") or {}).get("nodeName")
+        if node_name in used and _occupies(other):
+            used[node_name] += pod_requests(other)
+    want = pod_requests(pod)
+    reasons: dict[str, int] = {}
+    fitting: list[tuple[int, str]] = []
+    for node in nodes:
+        name = node["metadata"]["name"]
+        why: list[str] = []
+        if not node_ready(node):
+            why.append("node(s) were not ready")
+        elif not _selector_matches(pod, node):
+            why.append("node(s) didn't match Pod's node affinity/selector")
+        else:
+            have, taken = allocatable(node), used[name]
+            if taken.pods + want.pods > have.pods:
+                why.append("Too many pods")
+            if want.cpu and taken.cpu + want.cpu > have.cpu:
+                why.append("Insufficient cpu")
+            if want.memory and taken.memory + want.memory > have.memory:
+                why.append("Insufficient memory")
+        if why:
+            for reason in why:
+                reasons[reason] = reasons.get(reason, 0) + 1
+        else:
+            fitting.append((used[name].memory, name))
+    if fitting:
+        return min(fitting)[1], ""
+    detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    message = f"0/{len(nodes)} nodes are available"
+    return None, f"{message}: {detail}." if detail else f"{message}."
+
+
+class Scheduler:
+    """Binds pending pods whenever pods or nodes change; `start()` in the store's loop, `stop()` to end."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._reported: dict[str, str] = {}  # pod uid -> the last FailedScheduling message
+
+    def start(self) -> None:
+        self.store.listeners.append(self._on_event)
+        self._wake.set()
+        self._task = asyncio.create_task(self._run(), name="scheduler")
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.store.listeners.remove(self._on_event)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _on_event(self, event: Event) -> None:
+        if event.key == NODES.key:
+            self._wake.set()
+        elif event.key == PODS.key:
+            spec = event.obj.get("spec") or {}
+            # a new pending pod, or a pod leaving (which may free room for a pending one)
+            if not spec.get("nodeName") or event.type == "DELETED" or not _occupies(event.obj):
+                self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self.schedule_pending()
+            except Exception:  # keep scheduling whatever one pass hit
+                log.exception("scheduling pass failed")
+
+    def schedule_pending(self) -> None:
+        """One pass: bind every pending pod that fits, in creation order."""
+        pods = [p for p in self.store.iter_objects(PODS)]
+        pending = [
+            p
+            for p in pods
+            if not (p.get("spec") or {}).get("nodeName")
+            and not p["metadata"].get("deletionTimestamp")
+            and (p.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
+            and _occupies(p)
+        ]
+        pending.sort(key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
+        live = {p["metadata"]["uid"] for p in pods}
+        self._reported = {uid: m for uid, m in self._reported.items() if uid in live}
+        for pod in pending:
+            nodes = list(self.store.iter_objects(NODES))
+            pods = list(self.store.iter_objects(PODS))
+            node, why = place(pod, nodes, pods)
+            try:
+                if node is not None:
+                    self._bind(pod, node)
+                else:
+                    self._unschedulable(pod, why)
+            except ApiError as err:  # the pod changed or went meanwhile: the next pass sees it
+                log.debug("scheduling %s: %s", pod["metadata"]["name"], err)
+
+    def _bind(self, pod: Obj, node: str) -> None:
+        meta = pod["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        bound = self.store.get(PODS, ns, name)
+        bound["spec"]["nodeName"] = node
+        bound = self.store.update(PODS, ns, name, bound, manager="default-scheduler")
+        bound["status"] = {
+            **(bound.get("status") or {}),
+            "conditions": _with_condition(bound, {"type": "PodScheduled", "status": "True"}),
+        }
+        self.store.update(PODS, ns, name, bound, subresource="status", manager="default-scheduler")
+        self._reported.pop(meta["uid"], None)
+        self._event(bound, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
+
+    def _unschedulable(self, pod: Obj, why: str) -> None:
+        meta = pod["metadata"]
+        if self._reported.get(meta["uid"]) == why:
+            return
+        self._reported[meta["uid"]] = why
+        current = self.store.get(PODS, meta["namespace"], meta["name"])
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": why}
+        current["status"] = {
+            **(current.get("status") or {}),
+            "phase": "Pending",
+            "conditions": _with_condition(current, condition),
+        }
+        self.store.update(
+            PODS, meta["namespace"], meta["name"], current, subresource="status", manager="default-scheduler"
+        )
+        self._event(current, "Warning", "FailedScheduling", why)
+
+    def _event(self, pod: Obj, kind: str, reason: str, message: str) -> None:
+        meta = pod["metadata"]
+        stamp = now()
+        event = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "source": {"component": "default-scheduler"},
+            "reportingComponent": "default-scheduler",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            self.store.create(EVENTS, event, meta["namespace"], manager="default-scheduler")
+        except ApiError as err:
+            log.debug("event for %s: %s", meta["name"], err)
+
+
+def _with_condition(pod: Mapping[str, Any], condition: dict[str, str]) -> list[dict[str, Any]]:
+    """The pod's conditions with `condition` set (its transition time kept while the status holds)."""
+    old = [dict(c) for c in (pod.get("status") or {}).get("conditions") or []]
+    stamp = now()
+    for existing in old:
+        if existing.get("type") == condition["type"]:
+            if existing.get("status") != condition["status"]:
+                existing["lastTransitionTime"] = stamp
+            existing.update(condition)
+            existing.setdefault("lastProbeTime", None)
+            return old
+    return [*old, {**condition, "lastProbeTime": None, "lastTransitionTime": stamp}]

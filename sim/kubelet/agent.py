@@ -1,0 +1,440 @@
+"""The node agent: binds the kubelet runtime (`Kubelet`) to the API server's store, in the same asyncio
+loop as the wire, for one or more nodes.
+
+For each node it registers a Node object (Ready, with heartbeats in `lastHeartbeatTime`) and renews a
+Lease in `kube-node-lease`. It subscribes to the store (`Store.listeners`): each pod bound to one of its
+nodes gets a pod IP (a distinct loopback address from the pod CIDR) and runs with `Kubelet.run_pod`
+(ConfigMap and Secret references resolved from the store); every status change the runtime streams is
+written through the status subresource. When the pod is marked for deletion (`deletionTimestamp`, the
+store's `graceful_pods`) the agent runs the stop sequence (preStop, SIGTERM, SIGKILL after the grace
+period) and then deletes the pod with grace 0; a pod removed outright is stopped all the same.
+`read_log` answers `pods/log` for `KubeApp`. `stop()` stops every pod: no process is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sim.k8s import errors, resources
+from sim.k8s.errors import ApiError
+from sim.k8s.store import Event, Obj, Store, now
+from sim.kubelet.container import KubeletConfig
+from sim.kubelet.node import Kubelet
+from sim.kubelet.pod import HOST_IP, PodRuntime
+
+log = logging.getLogger(__name__)
+
+PODS = resources.by_key("pods")
+NODES = resources.by_key("nodes")
+LEASES = resources.by_key("leases.coordination.k8s.io")
+CONFIGMAPS = resources.by_key("configmaps")
+SECRETS = resources.by_key("secrets")
+LEASE_NAMESPACE = "kube-node-lease"
+MANAGER = "kubelet"
+KUBELET_VERSION = "v1.30.0"
+HEARTBEAT_SECONDS = 10.0
+LEASE_SECONDS = 40
+SHUTDOWN_GRACE = 3.0
+TERMINAL = ("Succeeded", "Failed")
+DEFAULT_CAPACITY = {"cpu": "2", "memory": "4Gi", "pods": "17", "ephemeral-storage": "10Gi"}
+
+
+class StoreConfigSource:
+    """ConfigMap and Secret data read from the store (a Secret's values base64-decoded)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def data(self, kind: str, namespace: str, name: str) -> Mapping[str, str] | None:
+        rt = SECRETS if kind == "Secret" else CONFIGMAPS
+        try:
+            obj = self.store.get(rt, namespace, name)
+        except ApiError:
+            return None
+        out: dict[str, str] = {}
+        if kind == "Secret":
+            for key, value in (obj.get("data") or {}).items():
+                try:
+                    out[key] = base64.b64decode(value).decode()
+                except (binascii.Error, UnicodeDecodeError):
+                    out[key] = ""
+            out.update(obj.get("stringData") or {})
+        else:
+            out.update(obj.get("data") or {})
+        return out
+
+
+class PodAddresses:
+    """Distinct loopback addresses from a CIDR inside 127.0.0.0/8 (never 127.0.0.1, the node's)."""
+
+    def __init__(self, cidr: str) -> None:
+        self.network = ipaddress.ip_network(cidr)
+        if not self.network.subnet_of(ipaddress.ip_network("127.0.0.0/8")):  # type: ignore[arg-type]
+            raise ValueError(f"pod CIDR {cidr} is not inside 127.0.0.0/8")
+        self._hosts = self.network.hosts()
+        self._free: list[str] = []
+        self.used: set[str] = {HOST_IP}
+
+    def allocate(self) -> str:
+        while self._free:
+            ip = self._free.pop(0)
+            if ip not in self.used:
+                self.used.add(ip)
+                return ip
+        for candidate in self._hosts:
+            ip = str(candidate)
+            if ip not in self.used and not ip.endswith(".0") and not ip.endswith(".255"):
+                self.used.add(ip)
+                return ip
+        raise RuntimeError(f"pod CIDR {self.network} is exhausted")
+
+    def release(self, ip: str) -> None:
+        if ip in self.used and ip != HOST_IP:
+            self.used.discard(ip)
+            self._free.append(ip)
+
+
+@dataclass
+class Running:
+    """A pod this agent runs: its runtime, address and the task writing its status."""
+
+    runtime: PodRuntime
+    ip: str
+    namespace: str
+    name: str
+    node: str
+    sync: asyncio.Task[None] | None = None
+    stopping: asyncio.Task[None] | None = None
+
+
+def _micro_time(moment: datetime | None = None) -> str:
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class NodeAgent:
+    """The kubelets of `nodes`, driven by `store`. Call `start()` and `stop()` in the store's loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        nodes: Sequence[str],
+        config: KubeletConfig,
+        pod_cidr: str = "127.1.0.0/16",
+        capacity: Mapping[str, str] | None = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    ) -> None:
+        self.store = store
+        self.nodes = list(dict.fromkeys(nodes))
+        config = replace(config, config_source=config.config_source or StoreConfigSource(store))
+        self.kubelets = {
+            name: Kubelet(replace(config, log_root=config.log_root / name)) for name in self.nodes
+        }
+        self.capacity = {**DEFAULT_CAPACITY, **(capacity or {})}
+        self.addresses = PodAddresses(pod_cidr)
+        self.heartbeat_seconds = heartbeat_seconds
+        self.running: dict[str, Running] = {}  # pod uid -> what runs it
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._starting: set[str] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        for name in self.nodes:
+            self._register(name)
+            self._renew_lease(name)
+        self.store.listeners.append(self._on_event)
+        self._tasks = [
+            asyncio.create_task(self._heartbeats(), name="node-heartbeats"),
+            asyncio.create_task(self._events(), name="node-agent"),
+        ]
+        for pod in list(self.store.iter_objects(PODS)):
+            await self._sync_pod(pod)
+
+    async def stop(self) -> None:
+        """Stop every pod this agent runs (at most SHUTDOWN_GRACE each) and end its tasks."""
+        with contextlib.suppress(ValueError):
+            self.store.listeners.remove(self._on_event)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await asyncio.gather(*(kubelet.stop_all(SHUTDOWN_GRACE) for kubelet in self.kubelets.values()))
+        syncs = [r.sync for r in self.running.values() if r.sync is not None]
+        stops = [r.stopping for r in self.running.values() if r.stopping is not None]
+        for task in syncs:
+            task.cancel()
+        await asyncio.gather(*syncs, *stops, return_exceptions=True)
+        self.running.clear()
+
+    # ------------------------------------------------------------------ nodes
+
+    def _node_status(self, name: str) -> Obj:
+        stamp = now()
+
+        def condition(kind: str, status: str, reason: str, message: str) -> Obj:
+            return {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": stamp,
+            }
+
+        return {
+            "capacity": dict(self.capacity),
+            "allocatable": dict(self.capacity),
+            "conditions": [
+                condition(
+                    "MemoryPressure",
+                    "False",
+                    "KubeletHasSufficientMemory",
+                    "kubelet has sufficient memory available",
+                ),
+                condition(
+                    "DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"
+                ),
+                condition(
+                    "PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"
+                ),
+                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            ],
+            "addresses": [{"type": "InternalIP", "address": HOST_IP}, {"type": "Hostname", "address": name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "nodeInfo": {
+                "machineID": name,
+                "systemUUID": name,
+                "bootID": name,
+                "kernelVersion": "",
+                "osImage": "shopstack local cloud",
+                "containerRuntimeVersion": "process://1",
+                "kubeletVersion": KUBELET_VERSION,
+                "kubeProxyVersion": KUBELET_VERSION,
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        }
+
+    def _register(self, name: str) -> None:
+        labels = {
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+        }
+        status = self._node_status(name)
+        try:
+            node = self.store.get(NODES, None, name)
+        except ApiError:
+            node = self.store.create(
+                NODES,
+                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}},
+                manager=MANAGER,
+            )
+        else:
+            node["metadata"]["labels"] = {**(node["metadata"].get("labels") or {}), **labels}
+            node = self.store.update(NODES, None, name, node, manager=MANAGER)
+        node["status"] = status
+        self.store.update(NODES, None, name, node, subresource="status", manager=MANAGER)
+
+    def _heartbeat(self, name: str) -> None:
+        try:
+            node = self.store.get(NODES, None, name)
+        except ApiError:
+            self._register(name)
+            return
+        stamp = now()
+        fresh = self._node_status(name)
+        old = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
+        for condition in fresh["conditions"]:
+            previous = old.get(condition["type"])
+            if previous is not None and previous.get("status") == condition["status"]:
+                condition["lastTransitionTime"] = previous.get("lastTransitionTime", stamp)
+        node["status"] = {**(node.get("status") or {}), **fresh}
+        self.store.update(NODES, None, name, node, subresource="status", manager=MANAGER)
+
+    def _renew_lease(self, name: str) -> None:
+        spec = {
+            "holderIdentity": name,
+            "leaseDurationSeconds": LEASE_SECONDS,
+            "renewTime": _micro_time(),
+        }
+        try:
+            lease = self.store.get(LEASES, LEASE_NAMESPACE, name)
+        except ApiError:
+            self.store.create(
+                LEASES,
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": name, "namespace": LEASE_NAMESPACE},
+                    "spec": spec,
+                },
+                LEASE_NAMESPACE,
+                manager=MANAGER,
+            )
+            return
+        lease["spec"] = {**(lease.get("spec") or {}), **spec}
+        self.store.update(LEASES, LEASE_NAMESPACE, name, lease, manager=MANAGER)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            for name in self.nodes:
+                try:
+                    self._heartbeat(name)
+                    self._renew_lease(name)
+                except ApiError as err:
+                    log.warning("heartbeat of node %s: %s", name, err)
+
+    # ------------------------------------------------------------------ pods
+
+    def _on_event(self, event: Event) -> None:
+        if event.key == PODS.key:
+            self._queue.put_nowait(event)
+
+    async def _events(self) -> None:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            try:
+                if event.type == "DELETED":
+                    self._forget(event.obj)
+                else:
+                    await self._sync_pod(event.obj)
+            except Exception:  # one pod's trouble must not stop the node
+                log.exception("syncing pod %s", event.obj.get("metadata", {}).get("name"))
+
+    def _mine(self, pod: Mapping[str, Any]) -> bool:
+        return (pod.get("spec") or {}).get("nodeName") in self.kubelets
+
+    async def _sync_pod(self, pod: Obj) -> None:
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        running = self.running.get(uid)
+        if meta.get("deletionTimestamp"):
+            if running is not None:
+                if running.stopping is None:
+                    grace = meta.get("deletionGracePeriodSeconds")
+                    running.stopping = asyncio.create_task(
+                        self._terminate(uid, running, None if grace is None else float(grace))
+                    )
+            elif self._mine(pod):
+                self._delete_now(meta["namespace"], meta["name"], uid)
+            return
+        if running is not None or uid in self._starting or not self._mine(pod):
+            return
+        if (pod.get("status") or {}).get("phase") in TERMINAL:
+            return
+        self._starting.add(uid)
+        try:
+            await self._run(pod)
+        finally:
+            self._starting.discard(uid)
+
+    async def _run(self, pod: Obj) -> None:
+        meta, node = pod["metadata"], pod["spec"]["nodeName"]
+        ip = self.addresses.allocate()
+        kubelet = self.kubelets[node]
+        try:
+            runtime = await kubelet.run_pod(pod, ip)
+        except Exception as err:  # a pod the runtime cannot take fails, the node goes on
+            self.addresses.release(ip)
+            log.exception("starting pod %s/%s", meta["namespace"], meta["name"])
+            self._write_status(
+                meta["namespace"],
+                meta["name"],
+                {"phase": "Failed", "reason": "StartError", "message": str(err), "hostIP": HOST_IP},
+            )
+            return
+        running = Running(runtime, ip, meta["namespace"], meta["name"], node)
+        self.running[meta["uid"]] = running
+        running.sync = asyncio.create_task(self._publish(running), name=f"status {meta['name']}")
+
+    async def _publish(self, running: Running) -> None:
+        """Write each status the runtime streams, until its containers have all stopped."""
+        async for status in running.runtime.changes():
+            if running.stopping is not None:
+                continue  # the pod is going: its final status does not matter
+            self._write_status(running.namespace, running.name, status)
+
+    def _write_status(self, namespace: str, name: str, status: Obj) -> None:
+        try:
+            pod = self.store.get(PODS, namespace, name)
+        except ApiError:
+            return
+        old = pod.get("status") or {}
+        merged = {**old, **status}
+        # keep the scheduler's PodScheduled condition and transition times of unchanged conditions
+        before = {c.get("type"): c for c in old.get("conditions") or []}
+        conditions = []
+        for condition in status.get("conditions") or []:
+            previous = before.get(condition.get("type"))
+            if previous is not None and previous.get("status") == condition.get("status"):
+                condition = {**condition, "lastTransitionTime": previous.get("lastTransitionTime")}
+            conditions.append(condition)
+        if "conditions" in status:
+            merged["conditions"] = conditions
+        pod["status"] = merged
+        try:
+            self.store.update(PODS, namespace, name, pod, subresource="status", manager=MANAGER)
+        except ApiError as err:
+            log.debug("status of %s/%s: %s", namespace, name, err)
+
+    async def _terminate(self, uid: str, running: Running, grace: float | None) -> None:
+        """The stop sequence, then the final delete (grace 0) that removes the pod from the store."""
+        kubelet = self.kubelets[running.node]
+        try:
+            await kubelet.stop_pod(uid, grace)
+        finally:
+            if running.sync is not None:
+                running.sync.cancel()
+                await asyncio.gather(running.sync, return_exceptions=True)
+            self.addresses.release(running.ip)
+            self.running.pop(uid, None)
+            self._delete_now(running.namespace, running.name, uid)
+
+    def _delete_now(self, namespace: str, name: str, uid: str) -> None:
+        try:
+            self.store.delete(PODS, namespace, name, grace_period=0, preconditions={"uid": uid})
+        except ApiError as err:
+            if err.code != 404:
+                log.warning("deleting pod %s/%s: %s", namespace, name, err)
+
+    def _forget(self, pod: Obj) -> None:
+        """A pod removed from the store outright (forced delete): stop it if it still runs."""
+        uid = pod["metadata"]["uid"]
+        running = self.running.get(uid)
+        if running is not None and running.stopping is None:
+            running.stopping = asyncio.create_task(self._terminate(uid, running, 0.0))
+
+    # ------------------------------------------------------------------ logs and usage
+
+    async def read_log(self, pod: Obj, query: dict[str, str]) -> bytes:
+        """`pods/log` for `KubeApp`: a 400 with kubectl's message when there is no log to show."""
+        node = (pod.get("spec") or {}).get("nodeName")
+        kubelet = self.kubelets.get(node or "")
+        name = pod["metadata"]["name"]
+        if kubelet is None:
+            raise errors.bad_request(
+                f"pod {name} is not scheduled to a node yet"
+                if not node
+                else f"node {node} of pod {name} is not served here"
+            )
+        try:
+            return await kubelet.read_log(pod, query)
+        except LookupError as err:
+            raise errors.bad_request(str(err.args[0]) if err.args else str(err)) from None
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return [item for kubelet in self.kubelets.values() for item in kubelet.metrics()]
