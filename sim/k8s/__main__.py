@@ -9,13 +9,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from sim.images import ImageStore
-from sim.k8s.app import KubeApp
+from sim.cluster import ClusterConfig, LocalCluster
 from sim.k8s.kubeconfig import write_kubeconfig
-from sim.k8s.scheduler import Scheduler
-from sim.k8s.store import Store
-from sim.kubelet import KubeletConfig
-from sim.kubelet.agent import NodeAgent
 from sim.serving import serve_until_signalled
 
 GRACEFUL_TIMEOUT_SECONDS = 1.0
@@ -30,16 +25,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--kubeconfig", type=Path, default=None, help="write a kubeconfig for this server here"
     )
     parser.add_argument(
-        "--graceful-pods",
-        action="store_true",
-        help="keep deleted pods that are bound to a node until a kubelet confirms (deletes with grace 0)",
-    )
-    parser.add_argument(
         "--node",
         action="append",
         default=[],
         metavar="NAME",
-        help="run a node agent (a process kubelet) for node NAME, with a scheduler; repeatable",
+        help="run a node agent (a process kubelet) for node NAME; repeatable",
     )
     parser.add_argument("--image-store", type=Path, default=None, help="the nodes' image store directory")
     parser.add_argument(
@@ -75,36 +65,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
     )
-    if not args.node:
-        store = Store(data_dir=args.data_dir, graceful_pods=args.graceful_pods)
-        app = KubeApp(store)
-        if args.kubeconfig is not None:
-            write_kubeconfig(args.kubeconfig, f"http://{args.host}:{args.port}")
-        serve_until_signalled(app, args.host, args.port, GRACEFUL_TIMEOUT_SECONDS)
-        return
     with contextlib.ExitStack() as stack:
-        kubelet_dir = args.kubelet_dir or Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="kubelet-"))
+        kubelet_dir = args.kubelet_dir
+        if args.node and kubelet_dir is None:
+            kubelet_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kubelet-")))
+        config = ClusterConfig(
+            nodes=args.node,
+            image_store=args.image_store,
+            kubelet_dir=kubelet_dir,
+            data_dir=args.data_dir,
+            pod_cidr=args.pod_cidr,
+            capacity=dict(item.split("=", 1) for item in args.node_capacity),
         )
-        # a kubelet confirms pod deletions, so graceful pod deletion is on with nodes
-        store = Store(data_dir=args.data_dir, graceful_pods=True)
-        config = KubeletConfig(ImageStore(args.image_store), kubelet_dir / "logs")
-        capacity = dict(item.split("=", 1) for item in args.node_capacity)
-        agent = NodeAgent(store, args.node, config, pod_cidr=args.pod_cidr, capacity=capacity)
-        scheduler = Scheduler(store)
-
-        async def start() -> None:
-            await agent.start()
-            scheduler.start()
-
-        async def stop() -> None:
-            await scheduler.stop()
-            await agent.stop()
-
-        app = KubeApp(store, log_source=agent.read_log, on_startup=[start], on_shutdown=[stop])
+        cluster = LocalCluster(config)
         if args.kubeconfig is not None:
             write_kubeconfig(args.kubeconfig, f"http://{args.host}:{args.port}")
-        serve_until_signalled(app, args.host, args.port, GRACEFUL_TIMEOUT_SECONDS)
+        serve_until_signalled(cluster.app, args.host, args.port, GRACEFUL_TIMEOUT_SECONDS)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from sim.controllers.scheduler import place, pod_requests
 from sim.images import ImageStore
 from sim.k8s.kubeconfig import write_kubeconfig
-from sim.k8s.scheduler import place, pod_requests
 from sim.process import ManagedProcess, free_port, http_ok
 from tests.k8s.conftest import Kubectl, kubectl_binary
 from tests.kubelet.conftest import BuiltImage

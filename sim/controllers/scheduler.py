@@ -10,16 +10,16 @@ preemption, topology spread.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from sim.controllers.base import Controller
 from sim.k8s import resources
 from sim.k8s.errors import ApiError
+from sim.k8s.events import record_event
 from sim.k8s.store import Event, Obj, Store, now
 from sim.kubelet.quantity import memory_bytes, parse_quantity
 
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 PODS = resources.by_key("pods")
 NODES = resources.by_key("nodes")
-EVENTS = resources.by_key("events")
 SCHEDULER_NAME = "default-scheduler"
 TERMINAL = ("Succeeded", "Failed")
 
@@ -130,48 +129,26 @@ def place(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[st
     return None, f"{message}: {detail}." if detail else f"{message}."
 
 
-class Scheduler:
-    """Binds pending pods whenever pods or nodes change; `start()` in the store's loop, `stop()` to end."""
+class Scheduler(Controller):
+    """Binds pending pods whenever pods or nodes change."""
+
+    name = SCHEDULER_NAME
+    watches = frozenset({PODS.key, NODES.key})
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(store)
         self._reported: dict[str, str] = {}  # pod uid -> the last FailedScheduling message
 
-    def start(self) -> None:
-        self.store.listeners.append(self._on_event)
-        self._wake.set()
-        self._task = asyncio.create_task(self._run(), name="scheduler")
-
-    async def stop(self) -> None:
-        with contextlib.suppress(ValueError):
-            self.store.listeners.remove(self._on_event)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def _on_event(self, event: Event) -> None:
+    def wants(self, event: Event) -> bool:
         if event.key == NODES.key:
-            self._wake.set()
-        elif event.key == PODS.key:
-            spec = event.obj.get("spec") or {}
-            # a new pending pod, or a pod leaving (which may free room for a pending one)
-            if not spec.get("nodeName") or event.type == "DELETED" or not _occupies(event.obj):
-                self._wake.set()
+            return True
+        if event.key != PODS.key:
+            return False
+        spec = event.obj.get("spec") or {}
+        # a new pending pod, or a pod leaving (which may free room for a pending one)
+        return not spec.get("nodeName") or event.type == "DELETED" or not _occupies(event.obj)
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                self.schedule_pending()
-            except Exception:  # keep scheduling whatever one pass hit
-                log.exception("scheduling pass failed")
-
-    def schedule_pending(self) -> None:
+    def reconcile(self) -> None:
         """One pass: bind every pending pod that fits, in creation order."""
         pods = [p for p in self.store.iter_objects(PODS)]
         pending = [
@@ -202,14 +179,21 @@ class Scheduler:
         ns, name = meta["namespace"], meta["name"]
         bound = self.store.get(PODS, ns, name)
         bound["spec"]["nodeName"] = node
-        bound = self.store.update(PODS, ns, name, bound, manager="default-scheduler")
+        bound = self.store.update(PODS, ns, name, bound, manager=SCHEDULER_NAME)
         bound["status"] = {
             **(bound.get("status") or {}),
             "conditions": _with_condition(bound, {"type": "PodScheduled", "status": "True"}),
         }
-        self.store.update(PODS, ns, name, bound, subresource="status", manager="default-scheduler")
+        self.store.update(PODS, ns, name, bound, subresource="status", manager=SCHEDULER_NAME)
         self._reported.pop(meta["uid"], None)
-        self._event(bound, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
+        record_event(
+            self.store,
+            bound,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {ns}/{name} to {node}",
+            SCHEDULER_NAME,
+        )
 
     def _unschedulable(self, pod: Obj, why: str) -> None:
         meta = pod["metadata"]
@@ -224,36 +208,9 @@ class Scheduler:
             "conditions": _with_condition(current, condition),
         }
         self.store.update(
-            PODS, meta["namespace"], meta["name"], current, subresource="status", manager="default-scheduler"
+            PODS, meta["namespace"], meta["name"], current, subresource="status", manager=SCHEDULER_NAME
         )
-        self._event(current, "Warning", "FailedScheduling", why)
-
-    def _event(self, pod: Obj, kind: str, reason: str, message: str) -> None:
-        meta = pod["metadata"]
-        stamp = now()
-        event = {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "kind": "Pod",
-                "apiVersion": "v1",
-                "namespace": meta["namespace"],
-                "name": meta["name"],
-                "uid": meta["uid"],
-                "resourceVersion": meta.get("resourceVersion", ""),
-            },
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": "default-scheduler"},
-            "reportingComponent": "default-scheduler",
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
-        try:
-            self.store.create(EVENTS, event, meta["namespace"], manager="default-scheduler")
-        except ApiError as err:
-            log.debug("event for %s: %s", meta["name"], err)
+        record_event(self.store, current, "Warning", "FailedScheduling", why, SCHEDULER_NAME)
 
 
 def _with_condition(pod: Mapping[str, Any], condition: dict[str, str]) -> list[dict[str, Any]]:
