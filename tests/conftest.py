@@ -1,23 +1,30 @@
 """Session fixtures: the real AWS emulator, Kafka broker and telemetry receiver, and the shop's services
-as real processes on loopback. Everything started here is stopped here."""
+as real processes on loopback; the payment image built by the project's builder and an image store it is
+loaded into. Everything started here is stopped here."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
 
 from sim.aws import client_env, start_moto
+from sim.images import ImageStore
 from sim.kafka import create_topic, start_tansu
 from sim.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery
 from tests.support.shop import FlagsFile, Shop, create_tables
 
 HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[1]
+BUILD_TIMEOUT = 600
 ORDERS_PARTITIONS = 3
 
 
@@ -111,3 +118,46 @@ def clean_flags(flags: FlagsFile) -> Iterator[FlagsFile]:
         yield flags
     finally:
         flags.clear()
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    layout: Path
+    reference: str  # shopstack/payment@sha256:...
+
+
+@pytest.fixture(scope="session")
+def payment_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
+    """The payment image, built with `python -m containers build --only payment` into tmp."""
+    out = tmp_path_factory.mktemp("build")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "containers",
+            "build",
+            "--only",
+            "payment",
+            "--out",
+            str(out),
+            "--store",
+            str(out / "store"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"building the payment image failed:\n{result.stderr[-3000:]}")
+    reference = json.loads((out / "images.json").read_text())["payment"]
+    return BuiltImage(out / "oci" / "payment", reference)
+
+
+@pytest.fixture(scope="session")
+def image_store(tmp_path_factory: pytest.TempPathFactory, payment_image: BuiltImage) -> ImageStore:
+    """A store with the payment image loaded (its layer cache shared by the session's tests)."""
+    store = ImageStore(tmp_path_factory.mktemp("images"))
+    store.load(payment_image.layout)
+    return store

@@ -4,11 +4,7 @@ address, turns Ready, logs, and stops on delete; a pod too big for the node stay
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,108 +13,21 @@ import pytest
 
 from sim.controllers.scheduler import place, pod_requests
 from sim.images import ImageStore
-from sim.k8s.kubeconfig import write_kubeconfig
-from sim.process import ManagedProcess, free_port, http_ok
-from tests.k8s.conftest import Kubectl, kubectl_binary
-from tests.kubelet.conftest import BuiltImage
+from tests.conftest import BuiltImage
 from tests.kubelet.helpers import alive
+from tests.support.cluster import Cluster, condition, get_json, payment_pod, poll, start_cluster
 
-HOST = "127.0.0.1"
 NODE = "node-1"
 POD_CIDR = "127.71.0.0/16"
 
 
-@dataclass
-class Cluster:
-    process: ManagedProcess
-    kubectl: Kubectl
-
-
-def start_cluster(workdir: Path, images: ImageStore, cidr: str = POD_CIDR) -> Cluster:
-    binary = kubectl_binary()
-    if binary is None:
-        pytest.skip("no kubectl binary on this machine")
-    port = free_port(HOST)
-    url = f"http://{HOST}:{port}"
-    argv = [
-        sys.executable,
-        "-m",
-        "sim.k8s",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--node",
-        NODE,
-        "--image-store",
-        str(images.root),
-        "--pod-cidr",
-        cidr,
-        "--kubelet-dir",
-        str(workdir / "kubelet"),
-        "--log-level",
-        "INFO",
-    ]
-    process = ManagedProcess("k8s-api", argv, workdir / "k8s-api.log").start()
-    try:
-        process.wait_ready(lambda: http_ok(f"{url}/readyz"), timeout=20)
-    except Exception:
-        process.stop(grace=5)
-        raise
-    return Cluster(process, Kubectl(binary, write_kubeconfig(workdir / "kubeconfig", url)))
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, image_store: ImageStore) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path_factory.mktemp("agent"), image_store)
+    running = start_cluster(tmp_path_factory.mktemp("agent"), image_store, POD_CIDR)
     try:
         yield running
     finally:
         running.process.stop(grace=10)
-
-
-def payment_pod(image: str, name: str, **resources: Any) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {
-                "terminationGracePeriodSeconds": 5,
-                "containers": [
-                    {
-                        "name": "app",
-                        "image": image,
-                        "env": [{"name": "PORT", "value": "8080"}, {"name": "LOG_LEVEL", "value": "info"}],
-                        "ports": [{"name": "http", "containerPort": 8080}],
-                        "readinessProbe": {
-                            "httpGet": {"path": "/healthz", "port": "http"},
-                            "periodSeconds": 1,
-                        },
-                        **({"resources": resources} if resources else {}),
-                    }
-                ],
-            },
-        }
-    )
-
-
-def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
-    return dict(json.loads(kubectl("get", *args, "-o", "json")))
-
-
-def poll(check: Any, within: float = 20.0) -> Any:
-    """`check()` until it returns something truthy (bounded); its last value on timeout, for the assert."""
-    deadline = time.monotonic() + within
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = check()
-    return value
-
-
-def condition(pod: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next((c for c in pod["status"].get("conditions") or [] if c["type"] == kind), {})
 
 
 def test_node_registers_ready_and_renews_its_lease(cluster: Cluster) -> None:
@@ -200,7 +109,7 @@ def test_a_pod_bigger_than_the_node_stays_pending_unschedulable(
 def test_shutting_the_server_down_stops_its_pods(
     tmp_path: Path, image_store: ImageStore, payment_image: BuiltImage
 ) -> None:
-    running = start_cluster(tmp_path, image_store, cidr="127.72.0.0/16")
+    running = start_cluster(tmp_path, image_store, "127.72.0.0/16")
     try:
         running.kubectl("apply", "-f", "-", input=payment_pod(payment_image.reference, "payment"))
         running.kubectl("wait", "--for=condition=Ready", "pod/payment", "--timeout=60s")

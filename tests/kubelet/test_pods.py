@@ -13,7 +13,7 @@ import pytest
 
 from sim.images import ImageStore
 from sim.kubelet import Kubelet, KubeletConfig, PodRuntime
-from tests.kubelet.conftest import BuiltImage
+from tests.conftest import BuiltImage
 from tests.kubelet.helpers import ProcessFacts, alive, container, get, log_contains, pod, real, wait_until
 from tests.kubelet.oci import layer_bytes, write_layout
 
