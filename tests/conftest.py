@@ -22,6 +22,8 @@ from sim.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery
 from tests.support.shop import FlagsFile, Shop, create_tables
 
+pytest_plugins = ["sim.pytest_plugin"]
+
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT = 600

@@ -1,10 +1,9 @@
-"""A local cluster for tests: `python -m sim.k8s` with node agents, as a real process on a free loopback
-port, with the real kubectl bound to its kubeconfig; and small helpers for reading what kubectl returns."""
+"""A local cluster for tests (`sim.pytest_plugin.start_local_cluster`) with the real kubectl bound to its
+kubeconfig; and small helpers for reading what kubectl returns."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,11 +13,10 @@ from typing import Any, TypeVar
 import pytest
 
 from sim.images import ImageStore
-from sim.k8s.kubeconfig import write_kubeconfig
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.process import ManagedProcess
+from sim.pytest_plugin import start_local_cluster
 from tests.k8s.conftest import Kubectl, kubectl_binary
 
-HOST = "127.0.0.1"
 T = TypeVar("T")
 
 
@@ -41,20 +39,8 @@ def start_cluster(
     binary = kubectl_binary()
     if binary is None:
         pytest.skip("no kubectl binary on this machine")
-    port = free_port(HOST)
-    url = f"http://{HOST}:{port}"
-    argv = [sys.executable, "-m", "sim.k8s", "--host", HOST, "--port", str(port)]
-    for node in nodes:
-        argv += ["--node", node]
-    argv += ["--image-store", str(images.root), "--pod-cidr", cidr, "--kubelet-dir", str(workdir / "kubelet")]
-    argv += ["--log-level", "INFO", *extra_args]
-    process = ManagedProcess("k8s-api", argv, workdir / "k8s-api.log").start()
-    try:
-        process.wait_ready(lambda: http_ok(f"{url}/readyz"), timeout=20)
-    except Exception:
-        process.stop(grace=5)
-        raise
-    return Cluster(process, Kubectl(binary, write_kubeconfig(workdir / "kubeconfig", url)), url)
+    running = start_local_cluster(workdir, images, nodes, cidr, extra_args)
+    return Cluster(running.process, Kubectl(binary, running.kubeconfig), running.url)
 
 
 def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:

@@ -1,0 +1,147 @@
+"""pytest support for the local Kubernetes: the `local_cluster` fixture, and a pytest-kubernetes cluster
+manager so that tests written for pytest-kubernetes' `k8s` fixture run against it unchanged.
+
+Load it from a conftest.py with `pytest_plugins = ["sim.pytest_plugin"]`. Then:
+
+- `local_cluster` (session-scoped) is a running `python -m sim.k8s` with the controllers and two nodes
+  (process kubelets), a kubeconfig for it, and its image store (`local_cluster.load_image(layout)` loads an
+  OCI image layout, as `kind load` does);
+- pytest-kubernetes' `k8s` fixture gives a `LocalClusterManager` unless `--k8s-provider` names another
+  provider: this plugin overrides pytest-kubernetes' `k8s_manager` fixture for that.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_kubernetes.options import ClusterOptions
+from pytest_kubernetes.providers import select_provider_manager
+from pytest_kubernetes.providers.base import AClusterManager
+
+from sim.images import ImageStore
+from sim.images.store import LoadedImage
+from sim.k8s.kubeconfig import write_kubeconfig
+from sim.process import ManagedProcess, free_port, http_ok
+
+HOST = "127.0.0.1"
+DEFAULT_NODES = ("node-1", "node-2")
+READY_TIMEOUT_SECONDS = 20.0
+STOP_GRACE_SECONDS = 15.0
+#: Each cluster started in one pytest process gets its own pod range, 127.N.0.0/16 from N = 200 on, so
+#: that pods of clusters that run at the same time never share an address.
+_pod_ranges = itertools.count(200)
+
+
+@dataclass
+class LocalClusterProcess:
+    """A running local cluster: its API URL, kubeconfig, image store and server process."""
+
+    url: str
+    kubeconfig: Path
+    images: ImageStore
+    process: ManagedProcess
+
+    def load_image(self, layout: Path) -> LoadedImage:
+        """Load an OCI image layout into the nodes' image store, as `kind load` does."""
+        return self.images.load(layout)
+
+    def stop(self) -> int | None:
+        """Stop the server, and with it every pod process; the server's exit code."""
+        return self.process.stop(grace=STOP_GRACE_SECONDS)
+
+
+def start_local_cluster(
+    workdir: Path,
+    images: ImageStore | None = None,
+    nodes: Sequence[str] = DEFAULT_NODES,
+    pod_cidr: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> LocalClusterProcess:
+    """Start `python -m sim.k8s` with `nodes` on a free loopback port; its logs and kubelet state go under
+    `workdir`. Raises with the server's log when it does not become ready."""
+    images = images or ImageStore(workdir / "images")
+    pod_cidr = pod_cidr or f"127.{next(_pod_ranges)}.0.0/16"
+    port = free_port(HOST)
+    url = f"http://{HOST}:{port}"
+    argv = [sys.executable, "-m", "sim.k8s", "--host", HOST, "--port", str(port)]
+    for node in nodes:
+        argv += ["--node", node]
+    argv += ["--image-store", str(images.root), "--pod-cidr", pod_cidr]
+    argv += ["--kubelet-dir", str(workdir / "kubelet"), "--log-level", "INFO", *extra_args]
+    process = ManagedProcess("k8s-api", argv, workdir / "k8s-api.log").start()
+    try:
+        process.wait_ready(lambda: http_ok(f"{url}/readyz"), timeout=READY_TIMEOUT_SECONDS)
+    except Exception:
+        process.stop(grace=5)
+        raise
+    return LocalClusterProcess(url, write_kubeconfig(workdir / "kubeconfig", url), images, process)
+
+
+class LocalClusterManager(AClusterManager):  # type: ignore[misc]
+    """pytest-kubernetes' manager for the local cluster: `create()` starts it, `delete()` stops it and
+    removes its files, `load_image(path)` loads an OCI image layout into its nodes."""
+
+    _cluster: LocalClusterProcess | None = None
+    _workdir: Path | None = None
+
+    @classmethod
+    def get_binary_name(cls) -> str:
+        return sys.executable
+
+    def _on_create(self, cluster_options: ClusterOptions, **kwargs: Any) -> None:
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"{self.cluster_name}-"))
+        self._cluster = start_local_cluster(self._workdir)
+        kubeconfig = Path(cluster_options.kubeconfig_path)
+        kubeconfig.write_text(self._cluster.kubeconfig.read_text())
+
+    def _on_delete(self) -> None:
+        if self._cluster is not None:
+            self._cluster.stop()
+            self._cluster = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def load_image(self, image: str) -> None:
+        if self._cluster is None:
+            raise RuntimeError(f"cluster {self.cluster_name} is not created: call create() first")
+        self._cluster.load_image(Path(image))
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClusterProcess]:
+    """The local cluster, started once per session and stopped (with every pod) at its end."""
+    cluster = start_local_cluster(tmp_path_factory.mktemp("local-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def k8s_manager(request: pytest.FixtureRequest) -> Callable[[str | None], type[AClusterManager]]:
+    """pytest-kubernetes' manager factory: the local cluster unless a provider is named."""
+    options = {
+        "cluster_name": request.config.getoption("k8s_cluster_name"),
+        "provider": request.config.getoption("k8s_provider"),
+        "version": request.config.getoption("k8s_version"),
+        "provider_config": request.config.getoption("k8s_provider_config"),
+        "kubeconfig_override": request.config.getoption("k8s_kubeconfig_override"),
+        "kubeconfig": request.config.getoption("k8s_kubeconfig"),
+    }
+
+    def factory(provider: str | None = None) -> type[AClusterManager]:
+        provider = provider or options["provider"]
+        if not provider and not options["kubeconfig"] and not options["kubeconfig_override"]:
+            return LocalClusterManager
+        return select_provider_manager(provider, options)  # type: ignore[no-any-return]
+
+    return factory
