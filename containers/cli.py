@@ -2,7 +2,7 @@
 
     python -m containers build [--check] [--full] [--only NAME ...] [--store DIR] [--out DIR]
     python -m containers push --registry HOST[:PORT] [--ecr] [--variant app|full] [--only NAME ...]
-    python -m containers gc [--dry-run] [--runtime-only]
+    python -m containers gc [--image-store DIR] [--dry-run] [--runtime-only]
 
 Progress goes to stderr, the one-line summary to stdout; a failure is one line on stderr, exit status 1.
 """
@@ -67,6 +67,14 @@ def parser() -> argparse.ArgumentParser:
     gc = commands.add_parser("gc", help="delete store paths that OUT/images.json and OUT/oci do not need")
     gc.add_argument("--out", type=Path, default=Path("build"))
     gc.add_argument("--store", type=Path)
+    gc.add_argument(
+        "--image-store",
+        type=Path,
+        action="append",
+        default=None,
+        help="a local cloud image store whose loaded images are kept too; repeatable "
+        "(default: $SHOPSTACK_IMAGE_STORE, else .sim/images)",
+    )
     gc.add_argument("--dry-run", action="store_true", help="list what would be deleted")
     gc.add_argument(
         "--runtime-only", action="store_true", help="keep images' blobs only, not what built them"
@@ -149,8 +157,13 @@ def command_push(args: argparse.Namespace) -> int:
 def command_gc(args: argparse.Namespace) -> int:
     from containers.gc import collect
 
+    image_stores = args.image_store or [Path(os.environ.get("SHOPSTACK_IMAGE_STORE", ".sim/images"))]
     report = collect(
-        args.store or default_store(args.out), args.out, dry_run=args.dry_run, runtime_only=args.runtime_only
+        args.store or default_store(args.out),
+        args.out,
+        image_stores=image_stores,
+        dry_run=args.dry_run,
+        runtime_only=args.runtime_only,
     )
     summary(report.line())
     return 0

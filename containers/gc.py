@@ -1,9 +1,11 @@
 """The store's garbage collector: keep what the images in use need, delete the rest.
 
 Roots are the manifests that OUT/images.json pins and that the layouts under OUT/oci hold (the last
-build's results, like Nix's `result` links). From each root the collector keeps its whole build closure
-(every input it was built from, so the next build reuses them) or, with `runtime_only`, only the image's
-own blobs (manifest, config, layers). Unfinished outputs and scratch directories are always removed.
+build's results, like Nix's `result` links), and those the local cloud's image stores still have loaded
+(`sim.images`: their `images.json` lists them), so an image a running pod uses is kept after a rebuild.
+From each root the collector keeps its whole build closure (every input it was built from, so the next
+build reuses them) or, with `runtime_only`, only the image's own blobs (manifest, config, layers).
+Unfinished outputs and scratch directories are always removed.
 Do not run it during a build.
 """
 
@@ -11,9 +13,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from containers.errors import ContainersError
 from containers.imagesjson import ImagesFile
 from containers.store import Realisation, Store
 
@@ -36,11 +40,24 @@ class GcReport:
         return f"{verb} {len(self.deleted)} store paths ({self.freed / 1e6:.1f} MB), kept {self.kept}"
 
 
-def root_digests(out: Path) -> set[str]:
+def root_digests(out: Path, image_stores: Sequence[Path] = ()) -> set[str]:
     digests = ImagesFile(out / "images.json").digests()
     for index in sorted((out / "oci").glob("*/index.json")):
         digests.update(entry["digest"] for entry in json.loads(index.read_bytes()).get("manifests", []))
+    for image_store in image_stores:
+        digests.update(loaded_digests(image_store))
     return digests
+
+
+def loaded_digests(image_store: Path) -> set[str]:
+    """The manifest digests a local cloud image store has loaded (none if it does not exist)."""
+    try:
+        index = json.loads((image_store / "images.json").read_bytes())
+    except FileNotFoundError:
+        return set()
+    except ValueError as err:
+        raise ContainersError(f"{image_store / 'images.json'}: not JSON ({err})") from None
+    return set((index.get("images") or {}) if isinstance(index, dict) else ())
 
 
 def live_paths(store: Store, digests: set[str], *, runtime_only: bool) -> set[str]:
@@ -66,9 +83,16 @@ def live_paths(store: Store, digests: set[str], *, runtime_only: bool) -> set[st
     return live
 
 
-def collect(store_root: Path, out: Path, *, dry_run: bool = False, runtime_only: bool = False) -> GcReport:
+def collect(
+    store_root: Path,
+    out: Path,
+    *,
+    image_stores: Sequence[Path] = (),
+    dry_run: bool = False,
+    runtime_only: bool = False,
+) -> GcReport:
     store = Store(store_root)
-    live = live_paths(store, root_digests(out), runtime_only=runtime_only)
+    live = live_paths(store, root_digests(out, image_stores), runtime_only=runtime_only)
     report = GcReport(dry_run=dry_run)
     for found in list(store.realisations()):
         if found.store_name in live:

@@ -6,6 +6,7 @@ import json
 
 from containers.gc import collect
 from containers.store import Store
+from sim.images import ImageStore
 from tests.containers.conftest import Workspace, run_cli
 
 
@@ -63,3 +64,21 @@ def test_gc_without_roots_empties_the_store(workspace: Workspace, tmp_path) -> N
     report = collect(workspace.store, tmp_path / "nothing-built-here")
     assert report.kept == 0
     assert names(workspace) == set()
+
+
+def test_an_image_the_local_cloud_has_loaded_is_kept_after_a_rebuild(workspace: Workspace, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    name = workspace.images[0]
+    first = workspace.build()
+    loaded = ImageStore(tmp_path / "images")
+    loaded.load(workspace.out / "oci" / name)
+    old = set(first.images[name]["app"].store_names)
+    module = workspace.project / "services" / name.replace("-", "_") / "__init__.py"
+    module.write_text(module.read_text() + "\n# edited\n")
+    second = workspace.build()
+    stale = old - set(second.images[name]["app"].store_names)
+    assert stale
+
+    kept = collect(workspace.store, workspace.out, image_stores=[tmp_path / "images"], dry_run=True)
+    assert not stale & set(kept.deleted)
+    dropped = collect(workspace.store, workspace.out, dry_run=True)
+    assert stale <= set(dropped.deleted)
