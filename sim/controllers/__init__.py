@@ -9,13 +9,21 @@ for controllers that measure something, on a period. `all_controllers` is the se
 from __future__ import annotations
 
 from sim.controllers.base import Controller
+from sim.controllers.deployment import DeploymentController
+from sim.controllers.replicaset import ReplicaSetController
 from sim.controllers.scheduler import Scheduler
+from sim.controllers.statefulset import StatefulSetController
 from sim.k8s.store import Store
 
 
 def all_controllers(store: Store) -> list[Controller]:
     """Every controller of the local cluster, in start order."""
-    return [Scheduler(store)]
+    return [
+        Scheduler(store),
+        DeploymentController(store),
+        ReplicaSetController(store),
+        StatefulSetController(store),
+    ]
 
 
 __all__ = ["Controller", "all_controllers"]
