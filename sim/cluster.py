@@ -8,16 +8,20 @@ server exits).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sim.controllers import Controller, all_controllers
+from sim.controllers import Controller
+from sim.controllers.manager import Timings, all_controllers
 from sim.images import ImageStore
 from sim.k8s.app import KubeApp, placeholder_log
+from sim.k8s.defaults import DEFAULT_SERVICE_CIDR, ClusterIPs
 from sim.k8s.store import Store
 from sim.kubelet import KubeletConfig
 from sim.kubelet.agent import NodeAgent
+from sim.network.node import NodeNetwork
 
 DEFAULT_POD_CIDR = "127.1.0.0/16"
 
@@ -32,28 +36,49 @@ class ClusterConfig:
     data_dir: Path | None = None
     pod_cidr: str = DEFAULT_POD_CIDR
     capacity: Mapping[str, str] = field(default_factory=dict)
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    #: the HPA sync period, node grace period and pod eviction timeout
+    timings: Timings = field(default_factory=Timings)
 
     def __post_init__(self) -> None:
         if self.nodes and (self.image_store is None or self.kubelet_dir is None):
             raise ValueError("a cluster with nodes needs an image store and a kubelet directory")
+        services, loopback = ipaddress.ip_network(self.service_cidr), ipaddress.ip_network("127.0.0.0/8")
+        if not services.subnet_of(loopback):  # type: ignore[arg-type]
+            raise ValueError(f"service CIDR {self.service_cidr} is not inside 127.0.0.0/8")
+        if services.overlaps(ipaddress.ip_network(self.pod_cidr)):
+            raise ValueError(f"service CIDR {self.service_cidr} overlaps pod CIDR {self.pod_cidr}")
 
 
 class LocalCluster:
     def __init__(self, config: ClusterConfig, kubelet: KubeletConfig | None = None) -> None:
         # a kubelet confirms pod deletions, so graceful pod deletion is on when there are nodes
         self.store = Store(data_dir=config.data_dir, graceful_pods=bool(config.nodes))
+        self.store.ips = ClusterIPs(config.service_cidr, self.store.ips.used)
         self.agent: NodeAgent | None = None
+        # the service proxy and DNS serve pods, so they run where there are nodes (kube-proxy's place)
+        self.network: NodeNetwork | None = None
         if config.nodes:
             assert config.image_store is not None
             assert config.kubelet_dir is not None
-            kubelet = kubelet or KubeletConfig(ImageStore(config.image_store), config.kubelet_dir / "logs")
+            self.network = NodeNetwork(self.store, config.kubelet_dir / "network")
+            kubelet = replace(
+                kubelet or KubeletConfig(ImageStore(config.image_store), config.kubelet_dir / "logs"),
+                service_env=self.network.service_env,
+                resolver_env=self.network.resolver_env,
+            )
             self.agent = NodeAgent(
                 self.store, config.nodes, kubelet, pod_cidr=config.pod_cidr, capacity=config.capacity
             )
-        self.controllers: list[Controller] = all_controllers(self.store)
+        metrics = self.agent.metrics if self.agent is not None else None
+        self.controllers: list[Controller] = all_controllers(self.store, metrics, config.timings)
+        if self.network is not None:
+            self.controllers += self.network.controllers()
         self.app = KubeApp(
             self.store,
             log_source=self.agent.read_log if self.agent is not None else placeholder_log,
+            streams=self.agent,
+            metrics_source=metrics,
             on_startup=[self.start],
             on_shutdown=[self.stop],
         )

@@ -12,6 +12,7 @@ Load it from a conftest.py with `pytest_plugins = ["sim.pytest_plugin"]`. Then:
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import shutil
 import sys
@@ -35,9 +36,9 @@ HOST = "127.0.0.1"
 DEFAULT_NODES = ("node-1", "node-2")
 READY_TIMEOUT_SECONDS = 20.0
 STOP_GRACE_SECONDS = 15.0
-#: Each cluster started in one pytest process gets its own pod range, 127.N.0.0/16 from N = 200 on, so
-#: that pods of clusters that run at the same time never share an address.
-_pod_ranges = itertools.count(200)
+#: Each cluster started in one pytest process gets its own address range, 127.N.0.0/16 from N = 200 on,
+#: so that the pods and Services of clusters that run at the same time never share an address.
+_address_ranges = itertools.count(200)
 
 
 @dataclass
@@ -58,23 +59,33 @@ class LocalClusterProcess:
         return self.process.stop(grace=STOP_GRACE_SECONDS)
 
 
+def split_addresses(cidr: str) -> tuple[str, str]:
+    """A cluster's address range (inside 127.0.0.0/8) as its pod CIDR and Service CIDR: two halves."""
+    network = ipaddress.ip_network(cidr)
+    if not network.subnet_of(ipaddress.ip_network("127.0.0.0/8")) or network.prefixlen > 24:  # type: ignore[arg-type]
+        raise ValueError(f"{cidr}: a cluster's addresses must be a /24 or larger inside 127.0.0.0/8")
+    pods, services = network.subnets()
+    return str(pods), str(services)
+
+
 def start_local_cluster(
     workdir: Path,
     images: ImageStore | None = None,
     nodes: Sequence[str] = DEFAULT_NODES,
-    pod_cidr: str | None = None,
+    addresses: str | None = None,
     extra_args: Sequence[str] = (),
 ) -> LocalClusterProcess:
-    """Start `python -m sim.k8s` with `nodes` on a free loopback port; its logs and kubelet state go under
-    `workdir`. Raises with the server's log when it does not become ready."""
+    """Start `python -m sim.k8s` with `nodes` on a free loopback port, its pods in the lower half of
+    `addresses` and its Services in the upper half; its logs and kubelet state go under `workdir`. Raises
+    with the server's log when it does not become ready."""
     images = images or ImageStore(workdir / "images")
-    pod_cidr = pod_cidr or f"127.{next(_pod_ranges)}.0.0/16"
+    pod_cidr, service_cidr = split_addresses(addresses or f"127.{next(_address_ranges)}.0.0/16")
     port = free_port(HOST)
     url = f"http://{HOST}:{port}"
     argv = [sys.executable, "-m", "sim.k8s", "--host", HOST, "--port", str(port)]
     for node in nodes:
         argv += ["--node", node]
-    argv += ["--image-store", str(images.root), "--pod-cidr", pod_cidr]
+    argv += ["--image-store", str(images.root), "--pod-cidr", pod_cidr, "--service-cidr", service_cidr]
     argv += ["--kubelet-dir", str(workdir / "kubelet"), "--log-level", "INFO", *extra_args]
     process = ManagedProcess("k8s-api", argv, workdir / "k8s-api.log").start()
     try:

@@ -4,7 +4,8 @@ whose allocatable (cpu and memory from the containers' requests, and the pod cou
 A pod that fits nowhere stays Pending with `PodScheduled=False` (reason `Unschedulable`) and a
 `FailedScheduling` Event saying why, as kube-scheduler reports it (`0/1 nodes are available: 1
 Insufficient memory.`). Pods are retried whenever a pod or a node changes. Nodes are tried in name order,
-the least loaded (by requested memory) first. Not done: affinity, taints and tolerations, priorities,
+the least loaded (by requested memory) first. Nodes that are cordoned (`spec.unschedulable`) or carry a
+NoSchedule/NoExecute taint the pod does not tolerate get no pods. Not done: affinity, priorities,
 preemption, topology spread.
 """
 
@@ -17,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sim.controllers.base import Controller
+from sim.controllers.nodelifecycle import tolerates
 from sim.k8s import resources
 from sim.k8s.errors import ApiError
 from sim.k8s.events import record_event
@@ -88,6 +90,14 @@ def _selector_matches(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
     return all(labels.get(k) == v for k, v in wanted.items())
 
 
+def _untolerated_taint(pod: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The node's first NoSchedule or NoExecute taint that the pod does not tolerate."""
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and tolerates(pod, taint) is None:
+            return dict(taint)
+    return None
+
+
 def _occupies(pod: Mapping[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") not in TERMINAL
 
@@ -105,8 +115,13 @@ def place(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[st
     for node in nodes:
         name = node["metadata"]["name"]
         why: list[str] = []
+        taint = _untolerated_taint(pod, node)
         if not node_ready(node):
             why.append("node(s) were not ready")
+        elif (node.get("spec") or {}).get("unschedulable"):
+            why.append("node(s) were unschedulable")
+        elif taint is not None:
+            why.append(f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}")
         elif not _selector_matches(pod, node):
             why.append("node(s) didn't match Pod's node affinity/selector")
         else:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from sim.cluster import ClusterConfig, LocalCluster
+from sim.controllers.manager import Timings
+from sim.k8s.defaults import DEFAULT_SERVICE_CIDR
 from sim.k8s.kubeconfig import write_kubeconfig
 from sim.serving import serve_until_signalled
 
@@ -38,6 +41,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="pod IPs come from here, inside 127.0.0.0/8 (default: %(default)s)",
     )
     parser.add_argument(
+        "--service-cidr",
+        default=DEFAULT_SERVICE_CIDR,
+        help="Service ClusterIPs come from here, inside 127.0.0.0/8 (default: %(default)s)",
+    )
+    parser.add_argument(
         "--node-capacity",
         action="append",
         default=[],
@@ -50,6 +58,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="the nodes' logs and volumes (default: a temporary directory)",
     )
+    defaults = Timings()
+    parser.add_argument(
+        "--hpa-sync-period",
+        type=float,
+        default=defaults.hpa_sync_seconds,
+        metavar="SECONDS",
+        help="how often autoscalers sample their pods (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--node-monitor-grace-period",
+        type=float,
+        default=defaults.node_grace_seconds,
+        metavar="SECONDS",
+        help="a node silent this long turns NotReady (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pod-eviction-timeout",
+        type=float,
+        default=defaults.pod_eviction_seconds,
+        metavar="SECONDS",
+        help="the pods of a NotReady node are evicted after this (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="log level (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.node and args.image_store is None:
@@ -57,14 +87,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for item in args.node_capacity:
         if "=" not in item:
             parser.error(f"--node-capacity takes RESOURCE=QUANTITY, not {item!r}")
+    for name in ("hpa_sync_period", "node_monitor_grace_period", "pod_eviction_timeout"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    timings = Timings(args.hpa_sync_period, args.node_monitor_grace_period, args.pod_eviction_timeout)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
     )
+    try:
+        serve(args, timings)
+    except ValueError as err:  # a configuration the cluster refuses (e.g. overlapping CIDRs)
+        sys.exit(f"python -m sim.k8s: error: {err}")
+
+
+def serve(args: argparse.Namespace, timings: Timings) -> None:
     with contextlib.ExitStack() as stack:
         kubelet_dir = args.kubelet_dir
         if args.node and kubelet_dir is None:
@@ -75,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             kubelet_dir=kubelet_dir,
             data_dir=args.data_dir,
             pod_cidr=args.pod_cidr,
+            service_cidr=args.service_cidr,
             capacity=dict(item.split("=", 1) for item in args.node_capacity),
+            timings=timings,
         )
         cluster = LocalCluster(config)
         if args.kubeconfig is not None:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 import yaml
 
-from sim.k8s import conversion, errors, openapi, resources, tables
+from sim.k8s import conversion, errors, eviction, metrics, openapi, resources, streaming, tables
 from sim.k8s.errors import ApiError
 from sim.k8s.resources import KUBERNETES_VERSION, ResourceType
 from sim.k8s.store import Obj, Store
@@ -145,11 +145,14 @@ def _resource_list(group: str, version: str) -> Obj:
                 "name": f"{rt.plural}/{sub}",
                 "singularName": "",
                 "namespaced": rt.namespaced,
-                "kind": {"scale": "Scale", "log": "Pod"}.get(sub, rt.kind),
+                "kind": {"scale": "Scale", "log": "Pod", "eviction": "Eviction"}.get(sub, rt.kind),
                 "verbs": list(resources.SUBRESOURCE_VERBS[sub]),
             }
             if sub == "scale":
                 sub_entry["group"] = "autoscaling"
+                sub_entry["version"] = "v1"
+            if sub == "eviction":  # kubectl drain evicts only when discovery names the group/version
+                sub_entry["group"] = "policy"
                 sub_entry["version"] = "v1"
             out.append(sub_entry)
     return {
@@ -213,12 +216,18 @@ class KubeApp:
         self,
         store: Store,
         log_source: LogSource = placeholder_log,
+        streams: streaming.PodStreams | None = None,
+        metrics_source: metrics.Samples | None = None,
         bookmark_seconds: float = BOOKMARK_SECONDS,
         on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
         on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.store = store
         self.log_source = log_source
+        #: Runs `pods/exec` and opens `pods/portforward` connections (the node agent); None: no nodes.
+        self.streams = streams
+        #: The pods' measured usage (the node agent's): serves metrics.k8s.io when given.
+        self.metrics_source = metrics_source
         #: Run in the wire's loop at lifespan startup (in order) and shutdown (in reverse order),
         #: e.g. the scheduler and node agent that share the store.
         self.on_startup = list(on_startup)
@@ -231,6 +240,9 @@ class KubeApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+            return
+        if scope["type"] == "websocket":
+            await streaming.serve_websocket(scope, receive, send, self.store, self.streams)
             return
         if scope["type"] != "http":
             return
@@ -336,9 +348,13 @@ class KubeApp:
         if path == "/apis":
             groups = [_api_group(g, v) for g, v in resources.group_versions().items() if g]
             groups.append(_api_group(AUTHZ_GROUP, ["v1"]))
+            if self.metrics_source is not None:
+                groups.append(metrics.api_group())
             return Response.json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
         if path.startswith(f"/apis/{AUTHZ_GROUP}"):
             return self._authorization(req, path)
+        if self.metrics_source is not None and path.startswith(f"/apis/{metrics.GROUP}"):
+            return self._metrics(req, path, self.metrics_source)
         if path.startswith("/openapi/"):
             return self._openapi(req, path)
         parts = path.strip("/").split("/")
@@ -402,6 +418,19 @@ class KubeApp:
             raise errors.bad_request("the body of the request must be an object")
         review["status"] = {"allowed": True, "reason": "the local emulator authorizes every request"}
         return Response.json(review, 201)
+
+    def _metrics(self, req: Request, path: str, source: metrics.Samples) -> Response:
+        """metrics.k8s.io/v1beta1: read-only PodMetrics and NodeMetrics from the measured usage."""
+        rest = path.strip("/").split("/")[2:]
+        if req.method != "GET":
+            raise ApiError(405, "MethodNotAllowed", f"{req.method} is not supported on {metrics.GROUP}")
+        if not rest:
+            return Response.json(metrics.api_group())
+        if rest[0] != metrics.VERSION:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if len(rest) == 1:
+            return Response.json(metrics.resource_list())
+        return Response.json(metrics.serve(self.store, source, rest[1:], req.query))
 
     def _health(self, req: Request, path: str) -> Response:
         if "verbose" in req.query:
@@ -595,11 +624,17 @@ class KubeApp:
         store = self.store
         warnings: list[str] = []
         check = self._validator(req, warnings)
+        if sub in ("exec", "portforward"):
+            pod = store.get(rt, namespace, name)
+            streaming.check_request(self.streams, pod, sub, {k: [v] for k, v in req.query.items()})
+            raise streaming.spdy_refusal(sub)
         if sub == "log":
             pod = store.get(rt, namespace, name)
             return Response(200, await self.log_source(pod, req.query), "text/plain")
         if sub == "scale":
             return self._scale(req, rt, namespace, name)
+        if sub == "eviction":
+            return self._evict(req, namespace, name)
         if sub == "finalize":
             sub = None
         if conversion.storage_type(rt) is not rt:
@@ -746,6 +781,14 @@ class KubeApp:
             validate=self._validator(req, warnings),
         )
         return Response.json(conversion.from_storage(rt, updated), 200, warnings)
+
+    def _evict(self, req: Request, namespace: str | None, name: str) -> Response:
+        if req.method != "POST":
+            raise ApiError(405, "MethodNotAllowed", f"{req.method} is not supported on pods/{name}/eviction")
+        body = req.json() or {}
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be an Eviction")
+        return Response.json(eviction.evict(self.store, namespace or "default", name, body), 201)
 
     def _scale(self, req: Request, rt: ResourceType, namespace: str | None, name: str) -> Response:
         from sim.k8s import patch as patches

@@ -34,12 +34,16 @@ def _template(spec: dict[str, Any]) -> None:
         _pod_spec(template["spec"])
 
 
-class ClusterIPs:
-    """Allocates Service ClusterIPs from 10.96.0.0/16 (10.96.0.1 is the `kubernetes` Service's)."""
+DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
 
-    def __init__(self) -> None:
-        self.network = ipaddress.ip_network("10.96.0.0/16")
-        self.used: set[str] = {"10.96.0.1"}
+
+class ClusterIPs:
+    """Allocates Service ClusterIPs from a loopback range (so the service proxy can listen on them); its
+    first address is the `kubernetes` Service's. The default range collides with no test's pod CIDR."""
+
+    def __init__(self, cidr: str = DEFAULT_SERVICE_CIDR, used: set[str] | None = None) -> None:
+        self.network = ipaddress.ip_network(cidr)
+        self.used: set[str] = {str(next(self.network.hosts())), *(used or set())}
 
     def allocate(self) -> str:
         for host in self.network.hosts():

@@ -41,7 +41,9 @@ class ResourceType:
 _ALL = ("all",)
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",), ("status",)),
-    ResourceType("", "v1", "pods", "Pod", True, ("po",), ("status", "log"), _ALL),
+    ResourceType(
+        "", "v1", "pods", "Pod", True, ("po",), ("status", "log", "eviction", "exec", "portforward"), _ALL
+    ),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
     ResourceType("", "v1", "secrets", "Secret", True),
     ResourceType("", "v1", "services", "Service", True, ("svc",), ("status",), _ALL),
@@ -92,6 +94,9 @@ SUBRESOURCE_VERBS = {
     "status": ("get", "patch", "update"),
     "scale": ("get", "patch", "update"),
     "log": ("get",),
+    "exec": ("create", "get"),
+    "portforward": ("create", "get"),
+    "eviction": ("create",),
 }
 
 

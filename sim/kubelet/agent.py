@@ -8,7 +8,9 @@ nodes gets a pod IP (a distinct loopback address from the pod CIDR) and runs wit
 written through the status subresource. When the pod is marked for deletion (`deletionTimestamp`, the
 store's `graceful_pods`) the agent runs the stop sequence (preStop, SIGTERM, SIGKILL after the grace
 period) and then deletes the pod with grace 0; a pod removed outright is stopped all the same.
-`read_log` answers `pods/log` for `KubeApp`. `stop()` stops every pod: no process is left behind.
+`read_log` answers `pods/log` for `KubeApp`; `exec_container`, `exec` and `open_port` serve
+`pods/exec` and `pods/portforward` (`sim.k8s.streaming.PodStreams`). `stop()` stops every pod: no
+process is left behind.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sim.k8s import errors, resources
 from sim.k8s.errors import ApiError
 from sim.k8s.store import Event, Obj, Store, now
 from sim.kubelet.container import KubeletConfig
+from sim.kubelet.exec import ExecError, ExecProcess, start_exec
 from sim.kubelet.node import Kubelet
 from sim.kubelet.pod import HOST_IP, PodRuntime
 
@@ -45,6 +48,7 @@ HEARTBEAT_SECONDS = 10.0
 LEASE_SECONDS = 40
 SHUTDOWN_GRACE = 3.0
 TERMINAL = ("Succeeded", "Failed")
+CONNECT_SECONDS = 5.0
 DEFAULT_CAPACITY = {"cpu": "2", "memory": "4Gi", "pods": "17", "ephemeral-storage": "10Gi"}
 
 
@@ -435,6 +439,52 @@ class NodeAgent:
             return await kubelet.read_log(pod, query)
         except LookupError as err:
             raise errors.bad_request(str(err.args[0]) if err.args else str(err)) from None
+
+    # ------------------------------------------------------------------ exec and port-forward
+
+    def _runtime(self, pod: Obj) -> Running:
+        """The pod as this agent runs it, or the 400 the API server answers for a pod not running."""
+        node = (pod.get("spec") or {}).get("nodeName")
+        name = pod["metadata"]["name"]
+        if not node:
+            raise errors.bad_request(f"pod {name} does not have a host assigned")
+        running = self.running.get(pod["metadata"]["uid"])
+        if node not in self.kubelets or running is None:
+            raise errors.bad_request(f"pod {name} is not running on node {node}")
+        return running
+
+    def exec_container(self, pod: Obj, container: str | None) -> str:
+        """The container `kubectl exec` means (the only one when not named), checked to be running."""
+        running = self._runtime(pod)
+        names = list(running.runtime.containers)
+        name = container or (names[0] if len(names) == 1 else "")
+        if not name:
+            choices = " ".join(names)
+            raise errors.bad_request(
+                f"a container name must be specified for pod {running.name}, choose one of: [{choices}]"
+            )
+        target = running.runtime.containers.get(name)
+        if target is None:
+            raise errors.bad_request(f"container {name} is not valid for pod {running.name}")
+        if not target.running():
+            raise errors.bad_request(f'container not found ("{name}")')
+        return name
+
+    async def exec(
+        self, pod: Obj, container: str, command: Sequence[str], stdin: bool, tty: bool
+    ) -> ExecProcess:
+        """Start `command` in the container's context (`sim.kubelet.exec`)."""
+        self.exec_container(pod, container)
+        target = self._runtime(pod).runtime.containers[container]
+        try:
+            return await start_exec(target, command, stdin=stdin, tty=tty)
+        except ExecError as err:
+            raise errors.bad_request(str(err)) from None
+
+    async def open_port(self, pod: Obj, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to `port` on the pod's address (what port-forward copies to)."""
+        running = self._runtime(pod)
+        return await asyncio.wait_for(asyncio.open_connection(running.ip, port), CONNECT_SECONDS)
 
     def metrics(self) -> list[dict[str, Any]]:
         return [item for kubelet in self.kubelets.values() for item in kubelet.metrics()]

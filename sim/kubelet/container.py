@@ -50,6 +50,10 @@ class KubeletConfig:
     config_source: ConfigSource | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     volumes_root: Path | None = None  # pods' volumes; default: `volumes` beside log_root
+    # the cluster network's per-pod variables: service links (under the pod's own variables) and host
+    # paths such as the resolver shim's (not translated to the image; PYTHONPATH is prepended)
+    service_env: Callable[[PodSpec], Mapping[str, str]] | None = None
+    resolver_env: Callable[[PodSpec], Mapping[str, str]] | None = None
 
     def pod_volumes(self, pod: PodSpec) -> Path:
         root = self.volumes_root or self.log_root.parent / "volumes"
@@ -150,11 +154,14 @@ class Container:
         self.volumes.write_all()
         image = self.config.images.resolve(self.spec.image)
         runspec = image.with_mounts(self.volumes.mounts(self.spec.volume_mounts))
+        links = self.config.service_env(self.pod) if self.config.service_env else {}
         declared = container_env(
-            self.pod, self.spec, self.pod_ip, self.config.config_source, self.config.extra_env
+            self.pod, self.spec, self.pod_ip, self.config.config_source, {**self.config.extra_env, **links}
         )
         declared = {name: runspec.env_value(name, value) for name, value in declared.items()}
         env = {**runspec.env, "HOSTNAME": self.pod.name, **declared}
+        for name, value in (self.config.resolver_env(self.pod) if self.config.resolver_env else {}).items():
+            env[name] = ":".join(filter(None, [value, env.get(name)])) if name == "PYTHONPATH" else value
         if "BIND_HOST" not in declared:
             env["BIND_HOST"] = self.pod_ip
         argv = runspec.command(expand_all(self.spec.command, env), expand_all(self.spec.args, env))

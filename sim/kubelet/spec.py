@@ -179,6 +179,7 @@ class PodSpec:
     grace: float
     containers: list[ContainerSpec]
     volumes: list[Volume] = field(default_factory=list)
+    service_links: bool = True  # enableServiceLinks
 
     @classmethod
     def parse(cls, pod: Mapping[str, Any]) -> PodSpec:
@@ -197,6 +198,7 @@ class PodSpec:
             grace=DEFAULT_GRACE if grace is None else float(grace),
             containers=[ContainerSpec.parse(c) for c in spec.get("containers") or []],
             volumes=[Volume.parse(v) for v in spec.get("volumes") or []],
+            service_links=spec.get("enableServiceLinks") is not False,
         )
 
 

@@ -34,8 +34,8 @@ def start_cluster(
     nodes: Sequence[str] = ("node-1",),
     extra_args: Sequence[str] = (),
 ) -> Cluster:
-    """The API server with the controllers and a process kubelet per node; pods get addresses in `cidr`
-    (give each test module its own, so that every pod can listen on 8080)."""
+    """The API server with the controllers and a process kubelet per node; pods and Services get addresses
+    in `cidr` (give each test module its own, so that every pod can listen on 8080)."""
     binary = kubectl_binary()
     if binary is None:
         pytest.skip("no kubectl binary on this machine")

@@ -1,0 +1,10 @@
+"""The local cluster's network: each pod has its own loopback address (the node agent picks it), each
+Service a ClusterIP from a loopback range with a proxy on it, and pods resolve Service names.
+
+- `endpoints`: the Endpoints and EndpointSlice controller (in `sim.controllers.all_controllers`).
+- `proxy`: the service proxy, a listener per ClusterIP Service port balancing over ready endpoints.
+- `dns`: the Service records as a hosts file; `shim/`: the resolver a pod's Python processes load
+  (`sitecustomize`), which applies the pod's search domains to it before the normal resolver.
+- `links`: the `<SVC>_SERVICE_HOST`/`_PORT` variables. `node.NodeNetwork` assembles proxy, DNS and
+  links for a cluster with nodes and gives the kubelet each pod's variables.
+"""
