@@ -10,6 +10,11 @@ from typing import Any
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+#: Longer than the idle timeout of Go's HTTP clients (kubectl: 90 s), so that a client never reuses a
+#: keep-alive connection just as the server closes it (hypercorn's default is 5 s: kubectl's retries,
+#: 5 s apart, then meet a reset).
+KEEP_ALIVE_SECONDS = 120.0
+
 
 def serve_until_signalled(app: Any, host: str, port: int, graceful_timeout: float) -> None:
     """Serve `app` on `host:port` with hypercorn; on a signal, finish in-flight requests and return."""
@@ -18,6 +23,7 @@ def serve_until_signalled(app: Any, host: str, port: int, graceful_timeout: floa
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = graceful_timeout
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
     asyncio.run(_serve(app, config))
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import time
 from typing import Any
 
 import httpx
@@ -11,6 +13,7 @@ import pytest
 from tests.k8s.conftest import K8sApi, start_k8s_api
 
 pytestmark = pytest.mark.timeout(60)
+KUBECTL_RETRY_SECONDS = 5
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 
@@ -268,3 +271,20 @@ def test_hpa_served_at_v1_and_v2_from_one_storage(k8s_api: K8sApi) -> None:
         assert c.get("/apis/autoscaling").json()["preferredVersion"]["version"] == "v2"
         assert c.delete(f"{v1}/h").json()["status"] == "Success"
         assert c.get(f"{v2}/h").status_code == 404
+
+
+def test_an_idle_keep_alive_connection_outlives_a_client_retry_interval(k8s_api: K8sApi) -> None:
+    """kubectl retries (drain's evictions, waits) 5 s apart on one keep-alive connection: it must still be
+    open, not reset as the client reuses it."""
+    host, port = k8s_api.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/version")
+        assert connection.getresponse().read()
+        time.sleep(KUBECTL_RETRY_SECONDS + 1)
+        connection.request("GET", "/version")
+        answer = connection.getresponse()
+        assert answer.status == 200
+        assert json.loads(answer.read())["gitVersion"] == "v1.30.0"
+    finally:
+        connection.close()
