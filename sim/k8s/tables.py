@@ -188,6 +188,31 @@ def _namespace_row(obj: Obj) -> list[Any]:
     return [_name(obj), (obj.get("status") or {}).get("phase", "Active"), age(obj)]
 
 
+def _hpa_targets(spec: Obj, status: Obj) -> str:
+    """kubectl's Targets column: `cpu: 45%/70%` per Resource metric, the first two, then `+ N more...`."""
+    current = {
+        (m.get("resource") or {}).get("name"): (m.get("resource") or {}).get("current") or {}
+        for m in status.get("currentMetrics") or []
+        if m.get("type") == "Resource"
+    }
+    parts = []
+    for metric in spec.get("metrics") or []:
+        resource = metric.get("resource") or {}
+        target, now = resource.get("target") or {}, current.get(resource.get("name")) or {}
+        if metric.get("type") != "Resource":
+            parts.append("<unknown>/<unknown>")
+        elif "averageUtilization" in target:
+            seen = f"{now['averageUtilization']}%" if "averageUtilization" in now else "<unknown>"
+            parts.append(f"{resource.get('name')}: {seen}/{target['averageUtilization']}%")
+        else:
+            seen = str(now.get("averageValue", "<unknown>"))
+            parts.append(f"{resource.get('name')}: {seen}/{target.get('averageValue', '<unknown>')}")
+    if not parts:
+        return "<none>"
+    more = f" + {len(parts) - 2} more..." if len(parts) > 2 else ""
+    return ", ".join(parts[:2]) + more
+
+
 def _hpa_row(obj: Obj) -> list[Any]:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -195,7 +220,7 @@ def _hpa_row(obj: Obj) -> list[Any]:
     return [
         _name(obj),
         f"{ref.get('kind', '')}/{ref.get('name', '')}",
-        "<unknown>",
+        _hpa_targets(spec, status),
         spec.get("minReplicas", 1),
         spec.get("maxReplicas", 0),
         status.get("currentReplicas", 0),

@@ -9,6 +9,7 @@ usage it acted on."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -424,6 +425,7 @@ def test_an_hpa_scales_up_a_deployment_whose_pods_burn_cpu(
         (metric,) = hpa["status"]["currentMetrics"]
         assert metric["resource"]["name"] == "cpu"
         assert metric["resource"]["current"]["averageUtilization"] > 50
+        assert re.search(r"cpu: \d+%/50%", kubectl("get", "hpa", "burn")), kubectl("get", "hpa", "burn")
         conditions = {c["type"]: (c["status"], c["reason"]) for c in hpa["status"]["conditions"]}
         assert conditions["ScalingActive"] == ("True", "ValidMetricFound")
         assert conditions["ScalingLimited"] == ("True", "TooManyReplicas")
