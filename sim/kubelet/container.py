@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim import standins
+from sim.cloudstate import MARKER
 from sim.images import ImageError, ImagePullError, ImageStore, RunSpec
 from sim.kubelet.backoff import Backoff
+from sim.kubelet.lifeline import die_with_parent
 from sim.kubelet.logs import ContainerLogs
 from sim.kubelet.probes import run_handler
 from sim.kubelet.procstat import sample
@@ -50,6 +53,7 @@ class KubeletConfig:
     config_source: ConfigSource | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     volumes_root: Path | None = None  # pods' volumes; default: `volumes` beside log_root
+    aws_endpoint: str | None = None  # the AWS emulator, for the image stand-ins (Kafka's S3)
     # the cluster network's per-pod variables: service links (under the pod's own variables) and host
     # paths such as the resolver shim's (not translated to the image; PYTHONPATH is prepended)
     service_env: Callable[[PodSpec], Mapping[str, str]] | None = None
@@ -152,7 +156,7 @@ class Container:
     def _prepare(self) -> Launch:
         """Resolve the image and compute argv, env and working dir (blocking: unpacks on first use)."""
         self.volumes.write_all()
-        image = self.config.images.resolve(self.spec.image)
+        image = self._resolve_image()
         runspec = image.with_mounts(self.volumes.mounts(self.spec.volume_mounts))
         links = self.config.service_env(self.pod) if self.config.service_env else {}
         declared = container_env(
@@ -164,12 +168,25 @@ class Container:
             env[name] = ":".join(filter(None, [value, env.get(name)])) if name == "PYTHONPATH" else value
         if "BIND_HOST" not in declared:
             env["BIND_HOST"] = self.pod_ip
+        if MARKER in os.environ:  # so that `python -m sim down` finds the pods of a killed node
+            env.setdefault(MARKER, os.environ[MARKER])
         argv = runspec.command(expand_all(self.spec.command, env), expand_all(self.spec.args, env))
         cwd = Path(runspec.path(self.spec.working_dir)) if self.spec.working_dir else runspec.working_dir
         if not cwd.is_dir():
             raise ImageError(f"working dir {self.spec.working_dir or cwd} does not exist in the image")
         image_id = f"{runspec.reference.split('@')[0]}@{runspec.digest}"
         return Launch(runspec, argv, env, cwd, image_id)
+
+    def _resolve_image(self) -> RunSpec:
+        """The image from the node's store, else its stand-in (sim/standins.py), else ErrImagePull."""
+        try:
+            return self.config.images.resolve(self.spec.image)
+        except ImagePullError:
+            placement = standins.Placement(self.pod_ip, self.config.aws_endpoint)
+            standin = standins.resolve(self.spec.image, placement, self.config.images.root / "standins")
+            if standin is None:
+                raise
+            return standin
 
     async def _run_instance(self, launch: Launch) -> State:
         """Start one instance, supervise it until it exits, and return its terminated state."""
@@ -186,6 +203,7 @@ class Container:
                 stdout=log_fd,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         except OSError as err:
             state = State("terminated", "StartError", str(err), 128, now(), now())

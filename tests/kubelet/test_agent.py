@@ -4,6 +4,9 @@ address, turns Ready, logs, and stops on delete; a pod too big for the node stay
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,6 +123,23 @@ def test_shutting_the_server_down_stops_its_pods(
         code = running.process.stop(grace=15)
     assert code == 0, running.process.log_tail()
     assert not alive(pid)
+
+
+def test_a_killed_server_takes_its_pods_with_it(
+    tmp_path: Path, image_store: ImageStore, payment_image: BuiltImage
+) -> None:
+    running = start_cluster(tmp_path, image_store, "127.73.0.0/16")
+    try:
+        running.kubectl("apply", "-f", "-", input=payment_pod(payment_image.reference, "payment"))
+        running.kubectl("wait", "--for=condition=Ready", "pod/payment", "--timeout=60s")
+        pod = get_json(running.kubectl, "pod", "payment")
+        pid = int(pod["status"]["containerStatuses"][0]["containerID"].removeprefix("process://"))
+        running.process.signal(signal.SIGKILL)
+        assert poll(lambda: not alive(pid), within=10), "the pod's process outlived its SIGKILLed kubelet"
+    finally:
+        running.process.stop(grace=5)
+        with contextlib.suppress(ProcessLookupError, UnboundLocalError):
+            os.kill(pid, signal.SIGKILL)
 
 
 # -- the scheduler's arithmetic, without processes
