@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sim.alb.controller import AlbController
 from sim.controllers import Controller
 from sim.controllers.manager import Timings, all_controllers
 from sim.images import ImageStore
@@ -39,9 +40,15 @@ class ClusterConfig:
     service_cidr: str = DEFAULT_SERVICE_CIDR
     #: the HPA sync period, node grace period and pod eviction timeout
     timings: Timings = field(default_factory=Timings)
+    #: run a node agent (and the cluster network) even with no `nodes`: nodes come and go at runtime
+    #: (`LocalCluster.agent.add_node` / `remove_node`), as an EKS cluster's node groups scale
+    elastic_nodes: bool = False
+    #: the AWS emulator this cluster's cloud controllers (the ALB controller) talk to; None: no cloud
+    aws_endpoint: str | None = None
+    cluster_name: str = "local"
 
     def __post_init__(self) -> None:
-        if self.nodes and (self.image_store is None or self.kubelet_dir is None):
+        if (self.nodes or self.elastic_nodes) and (self.image_store is None or self.kubelet_dir is None):
             raise ValueError("a cluster with nodes needs an image store and a kubelet directory")
         services, loopback = ipaddress.ip_network(self.service_cidr), ipaddress.ip_network("127.0.0.0/8")
         if not services.subnet_of(loopback):  # type: ignore[arg-type]
@@ -53,12 +60,13 @@ class ClusterConfig:
 class LocalCluster:
     def __init__(self, config: ClusterConfig, kubelet: KubeletConfig | None = None) -> None:
         # a kubelet confirms pod deletions, so graceful pod deletion is on when there are nodes
-        self.store = Store(data_dir=config.data_dir, graceful_pods=bool(config.nodes))
+        runs_nodes = bool(config.nodes) or config.elastic_nodes
+        self.store = Store(data_dir=config.data_dir, graceful_pods=runs_nodes)
         self.store.ips = ClusterIPs(config.service_cidr, self.store.ips.used)
         self.agent: NodeAgent | None = None
         # the service proxy and DNS serve pods, so they run where there are nodes (kube-proxy's place)
         self.network: NodeNetwork | None = None
-        if config.nodes:
+        if runs_nodes:
             assert config.image_store is not None
             assert config.kubelet_dir is not None
             self.network = NodeNetwork(self.store, config.kubelet_dir / "network")
@@ -66,6 +74,7 @@ class LocalCluster:
                 kubelet or KubeletConfig(ImageStore(config.image_store), config.kubelet_dir / "logs"),
                 service_env=self.network.service_env,
                 resolver_env=self.network.resolver_env,
+                aws_endpoint=config.aws_endpoint,
             )
             self.agent = NodeAgent(
                 self.store, config.nodes, kubelet, pod_cidr=config.pod_cidr, capacity=config.capacity
@@ -74,6 +83,8 @@ class LocalCluster:
         self.controllers: list[Controller] = all_controllers(self.store, metrics, config.timings)
         if self.network is not None:
             self.controllers += self.network.controllers()
+        if config.aws_endpoint is not None:
+            self.controllers.append(AlbController(self.store, config.aws_endpoint, config.cluster_name))
         self.app = KubeApp(
             self.store,
             log_source=self.agent.read_log if self.agent is not None else placeholder_log,

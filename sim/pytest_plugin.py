@@ -7,7 +7,10 @@ Load it from a conftest.py with `pytest_plugins = ["sim.pytest_plugin"]`. Then:
   (process kubelets), a kubeconfig for it, and its image store (`local_cluster.load_image(layout)` loads an
   OCI image layout, as `kind load` does);
 - pytest-kubernetes' `k8s` fixture gives a `LocalClusterManager` unless `--k8s-provider` names another
-  provider: this plugin overrides pytest-kubernetes' `k8s_manager` fixture for that.
+  provider: this plugin overrides pytest-kubernetes' `k8s_manager` fixture for that;
+- `sim` (session-scoped) is the whole local cloud of `python -m sim up` (AWS emulator, EKS binding, ALB
+  data plane, telemetry receiver, Prometheus when installed) in a temporary state directory on free
+  ports, so that it never meets a cloud the user runs; `python -m sim down` stops it at the end.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +31,7 @@ from pytest_kubernetes.options import ClusterOptions
 from pytest_kubernetes.providers import select_provider_manager
 from pytest_kubernetes.providers.base import AClusterManager
 
+from sim.aws import client_env
 from sim.images import ImageStore
 from sim.images.store import LoadedImage
 from sim.k8s.kubeconfig import write_kubeconfig
@@ -36,6 +41,7 @@ HOST = "127.0.0.1"
 DEFAULT_NODES = ("node-1", "node-2")
 READY_TIMEOUT_SECONDS = 20.0
 STOP_GRACE_SECONDS = 15.0
+CLOUD_TIMEOUT_SECONDS = 180.0
 #: Each cluster started in one pytest process gets its own address range, 127.N.0.0/16 from N = 200 on,
 #: so that the pods and Services of clusters that run at the same time never share an address.
 _address_ranges = itertools.count(200)
@@ -156,3 +162,56 @@ def k8s_manager(request: pytest.FixtureRequest) -> Callable[[str | None], type[A
         return select_provider_manager(provider, options)  # type: ignore[no-any-return]
 
     return factory
+
+
+@dataclass(frozen=True)
+class LocalCloud:
+    """The endpoints of a running `python -m sim up`."""
+
+    state_dir: Path
+    aws: str
+    eks: str
+    alb: str
+    telemetry: str
+    prometheus: str
+
+    @property
+    def eks_clusters(self) -> Path:
+        """The EKS binding's `clusters.json`: each cluster's API URL, kubeconfig and nodes."""
+        return self.state_dir / "eks" / "clusters.json"
+
+    @property
+    def aws_env(self) -> dict[str, str]:
+        """The `AWS_*` variables that point an SDK at the emulator."""
+        return client_env(self.aws)
+
+
+def _sim_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sim", *args],
+        capture_output=True,
+        text=True,
+        timeout=CLOUD_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session", name="sim")
+def sim_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    """The whole local cloud, started once per session on free ports and stopped at its end."""
+    state_dir = tmp_path_factory.mktemp("sim-cloud")
+    ports = {name: free_port(HOST) for name in ("aws", "eks", "alb", "alb-admin", "telemetry", "prometheus")}
+    options = [item for name, port in ports.items() for item in (f"--{name}-port", str(port))]
+    try:
+        up = _sim_cli("up", "--state-dir", str(state_dir), *options)
+        if up.returncode != 0:
+            pytest.fail(f"`python -m sim up` failed:\n{up.stdout}{up.stderr}", pytrace=False)
+        yield LocalCloud(
+            state_dir,
+            **{
+                name: f"http://{HOST}:{ports[name]}"
+                for name in ("aws", "eks", "alb", "telemetry", "prometheus")
+            },
+        )
+    finally:
+        _sim_cli("down", "--state-dir", str(state_dir))

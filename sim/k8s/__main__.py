@@ -80,6 +80,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="the pods of a NotReady node are evicted after this (default: %(default)s)",
     )
+    parser.add_argument(
+        "--aws-endpoint", default=None, help="run the ALB controller against this AWS emulator URL"
+    )
+    parser.add_argument(
+        "--cluster-name",
+        default="local",
+        help="the name AWS resources are tagged with (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="log level (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.node and args.image_store is None:
@@ -119,6 +127,8 @@ def serve(args: argparse.Namespace, timings: Timings) -> None:
             service_cidr=args.service_cidr,
             capacity=dict(item.split("=", 1) for item in args.node_capacity),
             timings=timings,
+            aws_endpoint=args.aws_endpoint,
+            cluster_name=args.cluster_name,
         )
         cluster = LocalCluster(config)
         if args.kubeconfig is not None:

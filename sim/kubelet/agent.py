@@ -10,7 +10,8 @@ store's `graceful_pods`) the agent runs the stop sequence (preStop, SIGTERM, SIG
 period) and then deletes the pod with grace 0; a pod removed outright is stopped all the same.
 `read_log` answers `pods/log` for `KubeApp`; `exec_container`, `exec` and `open_port` serve
 `pods/exec` and `pods/portforward` (`sim.k8s.streaming.PodStreams`). `stop()` stops every pod: no
-process is left behind.
+process is left behind. Nodes can come and go while it runs: `add_node` registers one more (with its own
+labels and capacity), `remove_node` drains one (cordon, evict its pods, stop what is left) and deletes it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 from sim.k8s import errors, resources
 from sim.k8s.errors import ApiError
+from sim.k8s.eviction import evict
 from sim.k8s.store import Event, Obj, Store, now
 from sim.kubelet.container import KubeletConfig
 from sim.kubelet.exec import ExecError, ExecProcess, start_exec
@@ -49,6 +51,8 @@ LEASE_SECONDS = 40
 SHUTDOWN_GRACE = 3.0
 TERMINAL = ("Succeeded", "Failed")
 CONNECT_SECONDS = 5.0
+#: how long draining a node waits for disruption budgets before it deletes the pods anyway
+DRAIN_SECONDS = 60.0
 DEFAULT_CAPACITY = {"cpu": "2", "memory": "4Gi", "pods": "17", "ephemeral-storage": "10Gi"}
 
 
@@ -139,10 +143,14 @@ class NodeAgent:
         self.store = store
         self.nodes = list(dict.fromkeys(nodes))
         config = replace(config, config_source=config.config_source or StoreConfigSource(store))
+        self.config = config
         self.kubelets = {
             name: Kubelet(replace(config, log_root=config.log_root / name)) for name in self.nodes
         }
         self.capacity = {**DEFAULT_CAPACITY, **(capacity or {})}
+        #: the labels and capacity of nodes added with `add_node`, over the standard ones
+        self.node_labels: dict[str, dict[str, str]] = {}
+        self.node_capacity: dict[str, dict[str, str]] = {}
         self.addresses = PodAddresses(pod_cidr)
         self.heartbeat_seconds = heartbeat_seconds
         self.running: dict[str, Running] = {}  # pod uid -> what runs it
@@ -195,9 +203,10 @@ class NodeAgent:
                 "lastTransitionTime": stamp,
             }
 
+        capacity = self.node_capacity.get(name, self.capacity)
         return {
-            "capacity": dict(self.capacity),
-            "allocatable": dict(self.capacity),
+            "capacity": dict(capacity),
+            "allocatable": dict(capacity),
             "conditions": [
                 condition(
                     "MemoryPressure",
@@ -231,6 +240,7 @@ class NodeAgent:
 
     def _register(self, name: str) -> None:
         labels = {
+            **self.node_labels.get(name, {}),
             "kubernetes.io/hostname": name,
             "kubernetes.io/os": "linux",
             "kubernetes.io/arch": "amd64",
@@ -293,12 +303,86 @@ class NodeAgent:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
-            for name in self.nodes:
+            for name in list(self.nodes):
                 try:
                     self._heartbeat(name)
                     self._renew_lease(name)
                 except ApiError as err:
                     log.warning("heartbeat of node %s: %s", name, err)
+
+    def add_node(
+        self, name: str, labels: Mapping[str, str] | None = None, capacity: Mapping[str, str] | None = None
+    ) -> None:
+        """Run one more node, registered with `labels` and `capacity` (over the agent's) at once when the
+        agent runs, else at `start()`. A node already run here is left as it is."""
+        if name in self.kubelets:
+            return
+        self.node_labels[name] = dict(labels or {})
+        self.node_capacity[name] = {**self.capacity, **(capacity or {})}
+        self.kubelets[name] = Kubelet(replace(self.config, log_root=self.config.log_root / name))
+        self.nodes.append(name)
+        if self._tasks:
+            self._register(name)
+            self._renew_lease(name)
+
+    def cordon(self, name: str) -> None:
+        """Mark the node unschedulable, as `kubectl cordon` does."""
+        try:
+            node = self.store.get(NODES, None, name)
+        except ApiError:
+            return
+        if not (node.get("spec") or {}).get("unschedulable"):
+            node.setdefault("spec", {})["unschedulable"] = True
+            self.store.update(NODES, None, name, node, manager=MANAGER)
+
+    async def remove_node(self, name: str, budget_wait: float = DRAIN_SECONDS) -> None:
+        """Drain the node and delete it: cordon it, evict its pods (each stops with its grace period;
+        their controllers make new ones elsewhere; a disruption budget is waited for `budget_wait` s,
+        then the pod is deleted anyway), stop whatever still runs, and delete its Node and Lease."""
+        if name not in self.kubelets:
+            return
+        self.cordon(name)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget_wait
+        while pods := self._pods_on(name):
+            for pod in pods:
+                meta = pod["metadata"]
+                if meta.get("deletionTimestamp"):
+                    continue
+                try:
+                    evict(self.store, meta["namespace"], meta["name"], {})
+                except ApiError as err:
+                    if err.code != 429 or loop.time() > deadline:
+                        self._delete_now(meta["namespace"], meta["name"], meta["uid"])
+            if loop.time() > deadline + SHUTDOWN_GRACE:
+                break
+            await asyncio.sleep(0.1)
+        self.nodes.remove(name)
+        mine = {uid: r for uid, r in self.running.items() if r.node == name}
+        stops = [r.stopping for r in mine.values() if r.stopping is not None]
+        for task in stops:
+            task.cancel()
+        await asyncio.gather(*stops, return_exceptions=True)
+        await self.kubelets[name].stop_all(0.0)
+        for uid, running in mine.items():
+            if running.sync is not None:
+                running.sync.cancel()
+            self.addresses.release(running.ip)
+            self.running.pop(uid, None)
+        for pod in self._pods_on(name):
+            self._delete_now(pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"])
+        del self.kubelets[name]
+        self.node_labels.pop(name, None)
+        self.node_capacity.pop(name, None)
+        for rt, namespace in ((LEASES, LEASE_NAMESPACE), (NODES, None)):
+            try:
+                self.store.delete(rt, namespace, name)
+            except ApiError as err:
+                if err.code != 404:
+                    log.warning("deleting %s %s: %s", rt.plural, name, err)
+
+    def _pods_on(self, name: str) -> list[Obj]:
+        return [p for p in self.store.iter_objects(PODS) if (p.get("spec") or {}).get("nodeName") == name]
 
     # ------------------------------------------------------------------ pods
 

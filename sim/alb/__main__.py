@@ -1,0 +1,102 @@
+"""`python -m sim.alb`: the ALB data plane, serving the emulator's ALBs on loopback until SIGTERM/SIGINT.
+
+Listener port 80 of every ALB is served on `--port`; `--listener LISTENER=LOCAL` serves another listener
+port on another local port (repeatable). `/healthz` (200 once the emulator was read) and `/targets` are on
+`--admin-port`, apart from the ALBs' routes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from sim.alb.dataplane import DataPlane
+from sim.aws import DEFAULT_PORT
+
+GRACEFUL_TIMEOUT_SECONDS = 5.0
+KEEP_ALIVE_SECONDS = 65.0  # an ALB's default idle timeout is 60 s: clients close first
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sim.alb", description="The local ALB data plane.")
+    parser.add_argument(
+        "--aws-endpoint",
+        default=f"http://127.0.0.1:{DEFAULT_PORT}",
+        help="the AWS emulator (default: %(default)s)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="local port of listener port 80 (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--listener",
+        action="append",
+        default=[],
+        metavar="LISTENER=LOCAL",
+        help="serve ALB listener port LISTENER on local port LOCAL; repeatable",
+    )
+    parser.add_argument("--admin-port", type=int, required=True, help="port of /healthz and /targets")
+    parser.add_argument(
+        "--access-log", type=Path, default=None, help="append an access log line per request here"
+    )
+    parser.add_argument(
+        "--poll-interval", type=float, default=0.5, help="seconds between reads of the emulator"
+    )
+    parser.add_argument(
+        "--health-time-scale",
+        type=float,
+        default=0.1,
+        help="health-check intervals and timeouts are the target group's times this (default: %(default)s)",
+    )
+    parser.add_argument("--log-level", default="WARNING", help="log level (default: %(default)s)")
+    args = parser.parse_args(argv)
+    args.listeners = {args.port: 80}
+    for item in args.listener:
+        listener, _, local = item.partition("=")
+        if not (listener.isdigit() and local.isdigit()):
+            parser.error(f"--listener takes LISTENER=LOCAL port numbers, not {item!r}")
+        args.listeners[int(local)] = int(listener)
+    if args.admin_port in args.listeners:
+        parser.error("--admin-port must differ from the listener ports")
+    return args
+
+
+async def _serve(app: DataPlane, config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
+    )
+    app = DataPlane(
+        args.aws_endpoint,
+        args.listeners,
+        args.admin_port,
+        access_log=args.access_log,
+        poll_interval=args.poll_interval,
+        health_time_scale=args.health_time_scale,
+    )
+    config = Config()
+    config.bind = [f"{args.host}:{port}" for port in [*args.listeners, args.admin_port]]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
+    asyncio.run(_serve(app, config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""`python -m sim.eks`: the EKS binding, until SIGTERM or SIGINT; then every cluster and pod is stopped
+and `clusters.json` removed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from sim.eks.admin import AdminApp
+from sim.eks.binding import ADDRESS_BLOCKS, EksBinding
+
+DEFAULT_PORT = 4580
+IMAGE_STORE_VARIABLE = "SHOPSTACK_IMAGE_STORE"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sim.eks",
+        description="Run a local Kubernetes for each EKS cluster in the AWS emulator.",
+    )
+    parser.add_argument("--aws-endpoint", required=True, help="the AWS emulator's URL")
+    parser.add_argument("--state-dir", type=Path, required=True, help="kubeconfigs and clusters.json go here")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port of /healthz and /clusters (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--image-store",
+        type=Path,
+        default=None,
+        help=f"the nodes' image store (default: ${IMAGE_STORE_VARIABLE}, else STATE_DIR/images)",
+    )
+    parser.add_argument(
+        "--address-blocks",
+        default=f"{ADDRESS_BLOCKS.start}-{ADDRESS_BLOCKS.stop - 1}",
+        metavar="FIRST-LAST",
+        help="cluster N gets 127.B.0.0/16 for the Nth free B in this range (default: %(default)s)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="log level (default: %(default)s)")
+    args = parser.parse_args(argv)
+    first, _, last = args.address_blocks.partition("-")
+    if not (first.isdigit() and last.isdigit() and 1 <= int(first) <= int(last) <= 254):
+        parser.error(f"--address-blocks takes FIRST-LAST within 1-254, not {args.address_blocks!r}")
+    args.address_blocks = range(int(first), int(last) + 1)
+    if args.image_store is None:
+        from_env = os.environ.get(IMAGE_STORE_VARIABLE)
+        args.image_store = Path(from_env) if from_env else args.state_dir / "images"
+    return args
+
+
+async def run(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    args.image_store.mkdir(parents=True, exist_ok=True)
+    binding = EksBinding(args.aws_endpoint, args.state_dir, args.image_store, args.host, args.address_blocks)
+    config = Config()
+    config.bind = [f"{args.host}:{args.port}"]
+    config.accesslog = None
+    config.graceful_timeout = 1.0
+    admin = asyncio.create_task(serve(AdminApp(binding.describe), config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    try:
+        await binding.run(stop)
+    finally:
+        stop.set()
+        await admin
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe otherwise
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

