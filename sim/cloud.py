@@ -63,6 +63,11 @@ class CloudConfig:
         return f"http://{self.host}:{self.aws_port}"
 
     @property
+    def image_store(self) -> Path:
+        """The nodes' image store: where `python -m sim.images load` puts images by default."""
+        return Path(os.environ.get("SHOPSTACK_IMAGE_STORE", self.state_dir / "images"))
+
+    @property
     def logs(self) -> Path:
         return self.state_dir / "logs"
 
@@ -152,6 +157,8 @@ COMPONENTS: tuple[Component, ...] = (
                 c.host,
                 "--port",
                 str(c.eks_port),
+                "--image-store",
+                str(c.image_store),
             ]
         ),
         lambda c: [c.eks_port],

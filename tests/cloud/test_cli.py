@@ -26,6 +26,7 @@ from rich.console import Console
 from sim.aws import client_env
 from sim.cloud import COMPONENTS, CloudConfig, Component, Supervisor
 from sim.cloudstate import alive, read_state
+from sim.images.__main__ import default_store
 from sim.process import free_port, http_ok, tcp_open
 from sim.pytest_plugin import LocalCloud
 from tests.k8s.conftest import Kubectl, kubectl_binary
@@ -239,3 +240,15 @@ def create_eks_cluster(env: dict[str, str]) -> None:
         instanceTypes=["t3.medium"],
         scalingConfig={"minSize": 1, "maxSize": 2, "desiredSize": 1},
     )
+
+
+def test_the_eks_nodes_use_the_image_store_that_sim_images_loads_into(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SHOPSTACK_IMAGE_STORE", raising=False)
+    eks = next(c for c in COMPONENTS if c.name == "eks")
+    argv = eks.command(CloudConfig(Path(".sim")))
+    assert argv[argv.index("--image-store") + 1] == str(Path(".sim") / "images") == str(default_store())
+    monkeypatch.setenv("SHOPSTACK_IMAGE_STORE", str(tmp_path / "images"))
+    argv = eks.command(CloudConfig(Path(".sim")))
+    assert argv[argv.index("--image-store") + 1] == str(tmp_path / "images")
