@@ -19,7 +19,8 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.errors import KafkaError
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -36,6 +37,8 @@ FETCH_MAX_WAIT_MS = 50
 RETRY_DELAY_SECONDS = 1.0
 CONNECT_RETRY_SECONDS = 2.0
 PUBLISH_TIMEOUT_SECONDS = 5.0
+#: partitions of a topic a worker creates: enough for three consumers of a group to share the work
+TOPIC_PARTITIONS = 3
 
 Client = TypeVar("Client", AIOKafkaProducer, AIOKafkaConsumer)
 
@@ -128,6 +131,23 @@ class Publisher:
         await self._producer.client.fetch_all_metadata()
 
 
+async def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> None:
+    """Create `topic` unless it exists (one replica: the shop runs one broker).
+
+    A consumer group is assigned no partitions of a topic that does not exist, and the broker's own
+    auto-creation on a first publish would make a topic of one partition; so the workers create theirs.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        response = await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+    for _, code, *_ in response.topic_errors:
+        if code not in (0, TopicAlreadyExistsError.errno):
+            log.warning("creating topic %s failed with Kafka error %d", topic, code)
+
+
 class Worker:
     """Consumes `topic` in consumer group `group_id`, one message at a time, in order.
 
@@ -135,8 +155,16 @@ class Worker:
     seeks back) until it succeeds; an `UnreadableEvent` is logged, counted and skipped.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, group_id: str, handler: Handler) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        group_id: str,
+        handler: Handler,
+        partitions: int = TOPIC_PARTITIONS,
+    ) -> None:
         self.topic = topic
+        self.partitions = partitions
         self.group_id = group_id
         self._handler = handler
         self._settings = {"bootstrap_servers": bootstrap_servers, "group_id": group_id}
@@ -198,6 +226,10 @@ class Worker:
         if self._consumer is None:
             self._consumer = await _connected(self._make, f"consumer group {self.group_id}")
         consumer = self._consumer
+        try:
+            await ensure_topic(self._settings["bootstrap_servers"], self.topic, self.partitions)
+        except KafkaError as err:
+            log.warning("cannot make sure topic %s exists (subscribing anyway): %s", self.topic, err)
         consumer.subscribe([self.topic], listener=_ForgetRevoked(self._committed))
         while not self._stopping.is_set():
             try:

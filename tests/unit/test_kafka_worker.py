@@ -1,5 +1,6 @@
 """The Kafka `Worker` against the real Tansu broker: it continues the producer's trace, survives a header
-with no value, and keeps consuming through a rebalance that takes partitions away mid-batch."""
+with no value, keeps consuming through a rebalance that takes partitions away mid-batch, and creates its
+topic when it does not exist yet."""
 
 from __future__ import annotations
 
@@ -128,3 +129,21 @@ async def test_a_rebalance_mid_batch_does_not_stop_the_worker_losing_a_partition
         async with Worker(kafka_bootstrap, topic, "rebalance-test", handle) as second:
             joined.append(second)
             await until(lambda: handled.keys() == set(messages), "every message handled")
+
+
+async def test_a_worker_started_before_its_topic_exists_creates_it_and_gets_every_partition(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"worker-test-{uuid.uuid4().hex[:8]}"
+    handled: list[bytes] = []
+
+    async def handle(record: ConsumerRecord) -> None:
+        handled.append(record.value)
+
+    async with Worker(kafka_bootstrap, topic, "create-test", handle, partitions=2) as worker:
+        await until(worker.assigned, "partitions assigned")
+        await until(lambda: len(worker._consumer.assignment()) == 2, "both partitions assigned")  # type: ignore[union-attr]
+        async with Publisher(kafka_bootstrap, "test") as publisher:
+            await publisher.publish(topic, "k", b"first order")
+        await until(lambda: handled, "the message handled")
+    assert handled == [b"first order"]
