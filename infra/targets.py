@@ -1,0 +1,100 @@
+"""The deploy's targets as host data: what `inventory/local.py` and `inventory/aws.py` give their host.
+
+The two differ only in data: where AWS is (the emulator's endpoint, or the standard AWS settings), how
+Kubernetes is reached (the local cloud's kubeconfig, or an EKS token), where images go (the local cloud's
+image store as well as ECR, or ECR alone). Everything else is `infra.settings.Settings`' defaults, which
+either target can override with a file of settings (`SHOPSTACK_SETTINGS=path.toml`) or `--data key=value`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sim.aws import CREDENTIALS
+from sim.cloud import CloudConfig
+from sim.cloudstate import read_state
+
+LOCAL_ACCOUNT_ID = "123456789012"  # moto's account
+LOCAL_CLOUD_TIMEOUT_SECONDS = 180
+
+
+class TargetError(Exception):
+    """The target cannot be used as it is; the message is one line saying why and what to do."""
+
+
+def settings_file(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings in `$SHOPSTACK_SETTINGS` (TOML), or none."""
+    path = env.get("SHOPSTACK_SETTINGS")
+    if not path:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except OSError as err:
+        raise TargetError(f"SHOPSTACK_SETTINGS={path}: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise TargetError(f"SHOPSTACK_SETTINGS={path}: not TOML: {err}") from None
+
+
+def local_cloud(state_dir: Path, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Host data for the local cloud in `state_dir`, started first when it is not running."""
+    cloud = read_state(state_dir)
+    if cloud is None or not cloud.running():
+        up = subprocess.run(
+            [sys.executable, "-m", "sim", "up", "--state-dir", str(state_dir)],
+            stdin=subprocess.DEVNULL,
+            timeout=LOCAL_CLOUD_TIMEOUT_SECONDS,
+            check=False,
+        )
+        cloud = read_state(state_dir)
+        if up.returncode != 0 or cloud is None:
+            raise TargetError(f"the local cloud did not start (`python -m sim up --state-dir {state_dir}`)")
+    aws = next((c for c in cloud.components if c.name == "aws" and c.state == "started"), None)
+    if aws is None:
+        raise TargetError(
+            f"the local cloud in {state_dir} has no AWS emulator: `python -m sim down`, then retry"
+        )
+    config = CloudConfig(state_dir)
+    project = settings_file(env).get("project", "shopstack")
+    return {
+        "stage": "local",
+        "account_id": LOCAL_ACCOUNT_ID,
+        "aws_endpoint_url": aws.address,
+        "static_credentials": [CREDENTIALS["AWS_ACCESS_KEY_ID"], CREDENTIALS["AWS_SECRET_ACCESS_KEY"]],
+        "state_bucket_tls_only": False,
+        "image_publisher": "local-store",
+        "image_store": str(config.image_store.resolve()),
+        "kube_access": "kubeconfig",
+        "kubeconfig": str((state_dir / "eks" / "kubeconfig" / project).resolve()),
+        **settings_file(env),
+    }
+
+
+def aws_account(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Host data for a real AWS account: its id must be given, and credentials must be found."""
+    import boto3
+
+    account_id = env.get("SHOPSTACK_AWS_ACCOUNT_ID", "")
+    if not account_id:
+        raise TargetError("set SHOPSTACK_AWS_ACCOUNT_ID to the 12-digit id of the account to deploy into")
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise TargetError("set AWS_REGION (or AWS_DEFAULT_REGION) to the region to deploy into")
+    if boto3.Session(region_name=region).get_credentials() is None:
+        raise TargetError(
+            "no AWS credentials found (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO or an "
+            "instance role): log in first, e.g. `aws sso login`"
+        )
+    return {
+        "stage": "aws",
+        "account_id": account_id,
+        "region": region,
+        "image_publisher": "ecr",
+        "kube_access": "eks-token",
+        **settings_file(env),
+    }
