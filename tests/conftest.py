@@ -5,8 +5,6 @@ loaded into. Everything started here is stopped here."""
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,13 +18,12 @@ from sim.images import ImageStore
 from sim.kafka import create_topic, start_tansu
 from sim.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery
+from tests.support.images import BuildFailed, build_images
 from tests.support.shop import FlagsFile, Shop, create_tables
 
 pytest_plugins = ["sim.pytest_plugin"]
 
 HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parents[1]
-BUILD_TIMEOUT = 600
 ORDERS_PARTITIONS = 3
 
 
@@ -129,32 +126,29 @@ class BuiltImage:
 
 
 @pytest.fixture(scope="session")
-def payment_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
-    """The payment image, built with `python -m containers build --only payment` into tmp."""
-    out = tmp_path_factory.mktemp("build")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "containers",
-            "build",
-            "--only",
-            "payment",
-            "--out",
-            str(out),
-            "--store",
-            str(out / "store"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"building the payment image failed:\n{result.stderr[-3000:]}")
-    reference = json.loads((out / "images.json").read_text())["payment"]
-    return BuiltImage(out / "oci" / "payment", reference)
+def image_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's build directory (`--out`), its store shared by every build of the session."""
+    return tmp_path_factory.mktemp("build")
+
+
+@pytest.fixture(scope="session")
+def payment_image(image_build: Path) -> BuiltImage:
+    """The payment image, built with `python -m containers build --only payment`."""
+    try:
+        reference = build_images(image_build, ["payment"])["payment"]
+    except BuildFailed as err:
+        pytest.fail(str(err), pytrace=False)
+    return BuiltImage(image_build / "oci" / "payment", reference)
+
+
+@pytest.fixture(scope="session")
+def shop_images(image_build: Path) -> Path:
+    """All nine images, built with `python -m containers build`: the build directory the deploy reads."""
+    try:
+        build_images(image_build)
+    except BuildFailed as err:
+        pytest.fail(str(err), pytrace=False)
+    return image_build
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,8 +21,8 @@ import httpx
 
 from sim.images import ImageStore
 from sim.kubelet import Kubelet, KubeletConfig, PodRuntime
+from tests.support.images import build_images
 
-REPO = Path(__file__).resolve().parents[2]
 PROBE = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1}
 
 
@@ -84,25 +82,8 @@ async def pods(store: ImageStore, reference: str, root: Path, count: int) -> Non
         await node.stop_all(grace=2)
 
 
-def build(into: Path) -> Path:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "containers",
-            "build",
-            "--only",
-            "payment",
-            "--out",
-            str(into),
-            "--store",
-            str(into / "store"),
-        ],
-        cwd=REPO,
-        check=True,
-        timeout=600,
-        capture_output=True,
-    )
+def build_payment(into: Path) -> Path:
+    build_images(into, ["payment"])
     return into / "oci" / "payment"
 
 
@@ -113,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-kubelet-") as temporary:
         root = Path(temporary)
-        layout = args.layout or build(root / "build")
+        layout = args.layout or build_payment(root / "build")
         store = ImageStore(root / "images")
         began = time.monotonic()
         loaded = store.load(layout)
