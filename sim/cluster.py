@@ -55,6 +55,8 @@ class ClusterConfig:
     #: the AWS emulator this cluster's cloud controllers (the ALB controller) talk to; None: no cloud
     aws_endpoint: str | None = None
     cluster_name: str = "local"
+    #: where this cluster's API is served, for what runs in it and talks to it (the Prometheus stand-in)
+    api_url: str | None = None
 
     def __post_init__(self) -> None:
         if (self.nodes or self.elastic_nodes) and (self.image_store is None or self.kubelet_dir is None):
@@ -84,6 +86,7 @@ class LocalCluster:
                 service_env=self.network.service_env,
                 resolver_env=self.network.resolver_env,
                 aws_endpoint=config.aws_endpoint,
+                api_url=config.api_url,
             )
             self.agent = NodeAgent(
                 self.store, config.nodes, kubelet, pod_cidr=config.pod_cidr, capacity=config.capacity

@@ -15,6 +15,7 @@ Load it from a conftest.py with `pytest_plugins = ["sim.pytest_plugin"]`. Then:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 import subprocess
@@ -187,10 +188,9 @@ def _sim_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="session", name="sim")
-def sim_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    """The whole local cloud, started once per session on free ports and stopped at its end."""
-    state_dir = tmp_path_factory.mktemp("sim-cloud")
+@contextlib.contextmanager
+def running_local_cloud(state_dir: Path) -> Iterator[LocalCloud]:
+    """`python -m sim up` in `state_dir` on free ports, and `down` at the end (also on failure)."""
     ports = {name: free_port(HOST) for name in ("aws", "eks", "alb", "alb-admin", "telemetry", "prometheus")}
     options = [item for name, port in ports.items() for item in (f"--{name}-port", str(port))]
     try:
@@ -206,3 +206,10 @@ def sim_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
         )
     finally:
         _sim_cli("down", "--state-dir", str(state_dir))
+
+
+@pytest.fixture(scope="session", name="sim")
+def sim_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    """The whole local cloud, started once per session on free ports and stopped at its end."""
+    with running_local_cloud(tmp_path_factory.mktemp("sim-cloud")) as cloud:
+        yield cloud

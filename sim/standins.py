@@ -6,7 +6,8 @@ but whose repository this table names runs the stand-in instead: the Kafka image
 (storage in the AWS emulator's S3 when the node knows the emulator, so a broker restart keeps topics,
 messages and committed offsets), the OpenTelemetry Collector images run the local OTLP/HTTP receiver, the
 Prometheus images run the `prometheus` binary with the container's own args (paths as the pod's volumes
-mount them). An image that is neither in the store nor in this table stays an `ErrImagePull`.
+mount them), the Grafana images a stand-in serving the provisioned datasources and dashboards
+(`sim.standin_grafana`). An image that is neither in the store nor in this table stays an `ErrImagePull`.
 
 A stand-in is a `RunSpec` like any image's, so the kubelet starts, probes and stops it the same way; its
 root filesystem is an empty directory of its own under the image store (where paths the pod does not
@@ -30,6 +31,7 @@ from sim.images.runspec import RunSpec
 KAFKA_PORT = 9092
 OTLP_HTTP_PORT = 4318
 PROMETHEUS_PORT = 9090
+GRAFANA_PORT = 3000
 #: the S3 bucket a Kafka stand-in stores its log in (one broker per local cloud)
 KAFKA_BUCKET = "tansu"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +40,12 @@ HOST_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a stand-in runs: the pod's address, and the AWS emulator the node knows (if any)."""
+    """Where a stand-in runs: the pod's address, the AWS emulator and the cluster API the node knows."""
 
     pod_ip: str
     aws_endpoint: str | None = None
+    #: the cluster's API, which the Prometheus stand-in's Kubernetes discovery reads
+    api_server: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,17 @@ def _prometheus(placement: Placement) -> tuple[list[str], dict[str, str]]:
             "the Prometheus stand-in needs the `prometheus` binary, which is not installed here "
             "(Debian: apt-get install prometheus)"
         )
-    return [binary, f"--web.listen-address={placement.pod_ip}:{PROMETHEUS_PORT}"], {"PATH": HOST_PATH}
+    argv = [binary, f"--web.listen-address={placement.pod_ip}:{PROMETHEUS_PORT}"]
+    if placement.api_server is None:
+        return argv, {"PATH": HOST_PATH}
+    # no in-cluster credentials here: a wrapper points the config's Kubernetes discovery at the API
+    wrapper = [sys.executable, "-m", "sim.standin_prometheus", "--api-server", placement.api_server, "--"]
+    return [*wrapper, *argv], _python_env()
+
+
+def _grafana(placement: Placement) -> tuple[list[str], dict[str, str]]:
+    argv = [sys.executable, "-m", "sim.standin_grafana", "--listen", f"{placement.pod_ip}:{GRAFANA_PORT}"]
+    return argv, _python_env()
 
 
 STANDINS: tuple[StandIn, ...] = (
@@ -101,6 +115,13 @@ STANDINS: tuple[StandIn, ...] = (
         takes_args=True,
         default_args=("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"),
         directories=("prometheus",),
+    ),
+    StandIn(
+        "grafana",
+        ("grafana/grafana", "grafana/grafana-oss"),
+        _grafana,
+        takes_args=True,
+        default_args=("--provisioning=/etc/grafana/provisioning",),
     ),
 )
 

@@ -74,6 +74,7 @@ class HostedCluster:
                 service_cidr=addresses.service_cidr,
                 aws_endpoint=aws_endpoint,
                 cluster_name=eks.name,
+                api_url=self.url,
             )
         )
         self.nodes: dict[tuple[str, int], NodeSpec] = {}

@@ -129,6 +129,7 @@ def serve(args: argparse.Namespace, timings: Timings) -> None:
             timings=timings,
             aws_endpoint=args.aws_endpoint,
             cluster_name=args.cluster_name,
+            api_url=f"http://{args.host}:{args.port}",
         )
         cluster = LocalCluster(config)
         if args.kubeconfig is not None:

@@ -79,6 +79,10 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("ing",), ("status",)),
     ResourceType("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
 )

@@ -257,6 +257,14 @@ def _ingress_row(obj: Obj) -> list[Any]:
     return [_name(obj), spec.get("ingressClassName") or "<none>", hosts, address, ports, age(obj)]
 
 
+def _binding_row(obj: Obj) -> list[Any]:
+    ref = obj.get("roleRef") or {}
+    return [_name(obj), f"{ref.get('kind', '')}/{ref.get('name', '')}", age(obj)]
+
+
+_BINDING_COLUMNS: list[Column] = [("Name", "string", 0), ("Role", "string", 0), ("Age", "string", 0)]
+
+
 def _event_row(obj: Obj) -> list[Any]:
     involved = obj.get("involvedObject") or {}
     last = (
@@ -390,6 +398,8 @@ TABLES: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
         ],
         _ingress_row,
     ),
+    "RoleBinding": (_BINDING_COLUMNS, _binding_row),
+    "ClusterRoleBinding": (_BINDING_COLUMNS, _binding_row),
     "Event": (
         [
             ("Last Seen", "string", 0),

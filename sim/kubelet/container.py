@@ -54,6 +54,7 @@ class KubeletConfig:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     volumes_root: Path | None = None  # pods' volumes; default: `volumes` beside log_root
     aws_endpoint: str | None = None  # the AWS emulator, for the image stand-ins (Kafka's S3)
+    api_url: str | None = None  # the cluster's API, for the image stand-ins (Prometheus's discovery)
     # the cluster network's per-pod variables: service links (under the pod's own variables) and host
     # paths such as the resolver shim's (not translated to the image; PYTHONPATH is prepended)
     service_env: Callable[[PodSpec], Mapping[str, str]] | None = None
@@ -182,7 +183,7 @@ class Container:
         try:
             return self.config.images.resolve(self.spec.image)
         except ImagePullError:
-            placement = standins.Placement(self.pod_ip, self.config.aws_endpoint)
+            placement = standins.Placement(self.pod_ip, self.config.aws_endpoint, self.config.api_url)
             standin = standins.resolve(self.spec.image, placement, self.config.images.root / "standins")
             if standin is None:
                 raise
