@@ -1,0 +1,217 @@
+"""The objects of one service, built from its table row: ServiceAccount, `<svc>-config` ConfigMap,
+Service, Deployment, and (by the row) HorizontalPodAutoscaler and PodDisruptionBudget; plus what the
+services share: the `flags` ConfigMap and, locally, the AWS emulator's credentials Secret.
+
+The Deployment's pod template carries a checksum of the service's ConfigMap, so a config change rolls
+the pods and an unchanged config does not; flags are not in it (services reload the flags file).
+A Deployment whose service autoscales still sets `replicas` (the HPA's minimum): the apply step sets it
+when it creates the Deployment only, and leaves it to the HPA afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from infra.model import common
+from infra.model.common import Obj
+from infra.model.config import ModelConfig, ModelError
+from infra.model.services import HTTP_PORT, ServiceRow
+from services.common.flags import Flag, flag_definitions
+
+FLAGS_CONFIG_MAP = "flags"
+FLAGS_KEY = "flags.json"
+FLAGS_DIR = "/etc/shopstack/flags"
+CREDENTIALS_SECRET = "aws-emulator-credentials"
+TIER = "shop"
+MAX_REPLICAS = 4
+CPU_TARGET_PERCENT = 70
+OTLP_ENDPOINT = "http://otel-collector:4318"
+KAFKA_BOOTSTRAP = "kafka:9092"
+
+
+def _env_name(service: str) -> str:
+    return service.upper().replace("-", "_")
+
+
+def service_env(config: ModelConfig, row: ServiceRow) -> dict[str, str]:
+    """The service's non-secret environment (its ConfigMap's data)."""
+    env = {
+        "PORT": str(HTTP_PORT),
+        "FLAGS_FILE": f"{FLAGS_DIR}/{FLAGS_KEY}",
+        "LOG_LEVEL": "INFO",
+        "OTEL_SERVICE_NAME": row.name,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": OTLP_ENDPOINT,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_RESOURCE_ATTRIBUTES": (
+            f"service.namespace={config.project},deployment.environment={config.stage},"
+            f"k8s.namespace.name={config.namespace},k8s.cluster.name={config.cluster_name}"
+        ),
+    }
+    env |= {f"{_env_name(peer)}_URL": f"http://{peer}:{HTTP_PORT}" for peer in row.peers}
+    env |= dict(row.extra_env)
+    if row.kafka:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = KAFKA_BOOTSTRAP
+    if row.table == "carts":
+        env["CART_TABLE"] = config.carts_table
+    if row.table == "orders":
+        env["ORDERS_TABLE"] = config.orders_table
+    if row.table:
+        env |= {"AWS_REGION": config.region, "AWS_DEFAULT_REGION": config.region}
+        if config.aws_endpoint_url:
+            env["AWS_ENDPOINT_URL"] = config.aws_endpoint_url
+    return env
+
+
+def flags_config_map(config: ModelConfig) -> Obj:
+    values: dict[Flag, bool | float] = {}
+    for name, value in config.flags.items():
+        try:
+            values[Flag(name)] = value
+        except ValueError:
+            known = ", ".join(f.value for f in Flag)
+            raise ModelError(f"unknown flag {name!r} (known: {known})") from None
+    document = flag_definitions(values)
+    data = {FLAGS_KEY: json.dumps(document, indent=2, sort_keys=True) + "\n"}
+    return common.config_map(config, FLAGS_CONFIG_MAP, FLAGS_CONFIG_MAP, data, TIER)
+
+
+def credentials_secret(config: ModelConfig) -> Obj | None:
+    """The AWS emulator's credentials (local stage only; in AWS the services assume their IRSA role)."""
+    if config.aws_credentials is None:
+        return None
+    key_id, secret = config.aws_credentials
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": common.metadata(config, CREDENTIALS_SECRET, CREDENTIALS_SECRET, tier=TIER),
+        "type": "Opaque",
+        # `data`, not `stringData`: the API server keeps only `data`, which the deploy compares
+        "data": {
+            "AWS_ACCESS_KEY_ID": base64.b64encode(key_id.encode()).decode(),
+            "AWS_SECRET_ACCESS_KEY": base64.b64encode(secret.encode()).decode(),
+        },
+    }
+
+
+def _container(config: ModelConfig, row: ServiceRow, image: str) -> Obj:
+    env_from: list[Obj] = [{"configMapRef": {"name": f"{row.name}-config"}}]
+    if row.table and config.aws_credentials is not None:
+        env_from.append({"secretRef": {"name": CREDENTIALS_SECRET}})
+    tmp_mount = common.tmp_volume()[1]
+    size = row.size
+    return {
+        "name": row.name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "envFrom": env_from,
+        "resources": common.resources(size.cpu, size.memory, size.cpu_limit, size.memory_limit),
+        "readinessProbe": common.http_probe("/readyz", "http", period=5, failures=3),
+        "livenessProbe": common.http_probe("/healthz", "http", period=10, failures=3, delay=10),
+        "securityContext": common.container_security(),
+        "volumeMounts": [tmp_mount, {"name": "flags", "mountPath": FLAGS_DIR, "readOnly": True}],
+    }
+
+
+def deployment(config: ModelConfig, row: ServiceRow, image: str, replicas: int, env: dict[str, str]) -> Obj:
+    annotations = {
+        common.CHECKSUM_ANNOTATION: common.checksum(env),
+        common.SCRAPE: "true",
+        common.SCRAPE_PORT: str(HTTP_PORT),
+        common.SCRAPE_PATH: "/metrics",
+    }
+    pod_skips = (
+        common.skips(
+            (
+                "CKV_K8S_35",
+                "local stage only: the AWS emulator's fixed test credentials, read by the SDK from env",
+            ),
+        )
+        if row.table and config.aws_credentials is not None
+        else {}
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": common.metadata(config, row.name, row.name, tier=TIER, annotations=pod_skips or None),
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": common.selector(row.name)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": common.labels(config, row.name, TIER), "annotations": annotations},
+                "spec": {
+                    "serviceAccountName": row.name,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": row.grace_seconds,
+                    "securityContext": common.pod_security(),
+                    "topologySpreadConstraints": common.zone_spread(row.name),
+                    "containers": [_container(config, row, image)],
+                    "volumes": [
+                        common.tmp_volume()[0],
+                        {"name": "flags", "configMap": {"name": FLAGS_CONFIG_MAP}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def hpa(config: ModelConfig, row: ServiceRow, minimum: int) -> Obj:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": common.metadata(config, row.name, row.name, tier=TIER),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": row.name},
+            "minReplicas": minimum,
+            "maxReplicas": max(MAX_REPLICAS, minimum),
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": CPU_TARGET_PERCENT},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def pdb(config: ModelConfig, row: ServiceRow) -> Obj:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": common.metadata(config, row.name, row.name, tier=TIER),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": common.selector(row.name)}},
+    }
+
+
+def service_objects(config: ModelConfig, row: ServiceRow, image: str, replicas: int) -> list[Obj]:
+    """Every object of one service (any order: `render` sorts them)."""
+    env = service_env(config, row)
+    role_arn = config.role_arns.get(row.name)
+    objects: list[Obj] = [
+        common.service_account(config, row.name, role_arn=role_arn, tier=TIER),
+        common.config_map(config, f"{row.name}-config", row.name, env, TIER),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": common.metadata(config, row.name, row.name, tier=TIER),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": common.selector(row.name),
+                "ports": [common.port("http", HTTP_PORT)],
+            },
+        },
+        deployment(config, row, image, replicas, env),
+    ]
+    if row.autoscaled:
+        objects.append(hpa(config, row, replicas))
+    if replicas >= 2:
+        objects.append(pdb(config, row))
+    return objects

@@ -1,0 +1,41 @@
+"""The configurations the model tests render: one per stage, shaped as the inventories fill them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from infra.model import SERVICE_NAMES, ModelConfig, render
+
+DIGEST = "sha256:" + "ab" * 32
+ROLES = {
+    "cart": "arn:aws:iam::123456789012:role/shopstack-cart",
+    "accounting": "arn:aws:iam::123456789012:role/shopstack-accounting",
+    "aws-load-balancer-controller": "arn:aws:iam::123456789012:role/shopstack-lbc",
+}
+LOCAL = ModelConfig(
+    images={name: f"127.0.0.1:5000/shopstack/{name}@{DIGEST}" for name in SERVICE_NAMES},
+    stage="local",
+    aws_endpoint_url="http://127.0.0.1:4566",
+    aws_credentials=("testing", "testing"),
+)
+AWS = ModelConfig(
+    images={
+        name: f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shopstack/{name}@{DIGEST}"
+        for name in SERVICE_NAMES
+    },
+    stage="aws",
+    vpc_name="shopstack-vpc",
+    role_arns=ROLES,
+)
+STAGES = {"local": LOCAL, "aws": AWS}
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind} {name}: {len(matches)} rendered"
+    return matches[0]
+
+
+def render_with(config: ModelConfig, **changes: Any) -> list[dict[str, Any]]:
+    return render(replace(config, **changes))

@@ -1,0 +1,242 @@
+"""The declarative model: what every rendered object must hold, in both stages, and how the inputs
+(images, flags, replicas, config) change what is rendered."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from infra.model import (
+    APPLY_ORDER,
+    PART_OF_LABEL,
+    PRUNE_LABEL,
+    PRUNE_VALUE,
+    SERVICE_NAMES,
+    SERVICES,
+    ModelError,
+    render,
+)
+from infra.model.common import CHECKSUM_ANNOTATION, NAME_LABEL
+from tests.unit.model_configs import AWS, LOCAL, STAGES, find, render_with
+
+CLUSTER_SCOPED = {
+    "Namespace",
+    "IngressClass",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "StorageClass",
+}
+WORKLOADS = ("Deployment", "StatefulSet")
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(o["metadata"]["name"], o["spec"]["template"]["spec"]) for o in objects if o["kind"] in WORKLOADS]
+
+
+@pytest.fixture(params=sorted(STAGES))
+def objects(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    return render(STAGES[request.param])
+
+
+def test_every_object_passes_kubernetes_validate_strict(objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.30.0", strict=True)
+
+
+def test_every_object_is_labelled_for_prune_and_namespaced(objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        meta = obj["metadata"]
+        assert meta["labels"][PRUNE_LABEL] == PRUNE_VALUE, meta["name"]
+        assert meta["labels"][PART_OF_LABEL] == "shopstack"
+        assert meta["labels"][NAME_LABEL]
+        assert ("namespace" in meta) == (obj["kind"] not in CLUSTER_SCOPED), f"{obj['kind']} {meta['name']}"
+    keys = [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
+    assert len(keys) == len(set(keys)), "an object is rendered twice"
+
+
+def test_objects_come_in_apply_order(objects: list[dict[str, Any]]) -> None:
+    ranks = [APPLY_ORDER.index(o["kind"]) for o in objects]
+    assert ranks == sorted(ranks)
+    assert objects[0]["kind"] == "Namespace"
+    assert objects[-1]["kind"] == "Ingress"
+
+
+def test_every_container_runs_restricted(objects: list[dict[str, Any]]) -> None:
+    for name, spec in pod_specs(objects):
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in spec["containers"]:
+            security = container["securityContext"]
+            assert security["runAsNonRoot"] is True, name
+            assert security["allowPrivilegeEscalation"] is False, name
+            assert security["capabilities"] == {"drop": ["ALL"]}, name
+            # Kafka's launcher writes its config into the image (skipped for checkov with that reason)
+            assert security["readOnlyRootFilesystem"] is (name != "kafka"), name
+
+
+def test_shop_pods_run_as_the_image_user_with_tmp_and_flags_mounted() -> None:
+    objects = render(LOCAL)
+    for name in SERVICE_NAMES:
+        spec = find(objects, "Deployment", name)["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        assert (container["securityContext"]["runAsUser"], container["securityContext"]["runAsGroup"]) == (
+            10001,
+            10001,
+        )
+        assert spec["automountServiceAccountToken"] is False
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes[mounts["/tmp"]] == {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
+        assert volumes[mounts["/etc/shopstack/flags"]]["configMap"] == {"name": "flags"}
+        config = find(objects, "ConfigMap", f"{name}-config")["data"]
+        assert config["FLAGS_FILE"] == "/etc/shopstack/flags/flags.json"
+        assert spec["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+        assert spec["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+def test_every_workload_has_probes_requests_and_limits(objects: list[dict[str, Any]]) -> None:
+    for name, spec in pod_specs(objects):
+        assert spec["terminationGracePeriodSeconds"] > 0, name
+        for container in spec["containers"]:
+            assert container["readinessProbe"], name
+            assert container["livenessProbe"], name
+            for bound in ("requests", "limits"):
+                assert set(container["resources"][bound]) == {"cpu", "memory"}, name
+
+
+def test_shop_probes_are_readyz_and_healthz_on_8080() -> None:
+    objects = render(AWS)
+    for name in SERVICE_NAMES:
+        container = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        service = find(objects, "Service", name)["spec"]
+        assert service["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
+        annotations = find(objects, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == "8080"
+
+
+def test_every_image_is_pinned_by_digest(objects: list[dict[str, Any]]) -> None:
+    for name, spec in pod_specs(objects):
+        for container in spec["containers"]:
+            assert "@sha256:" in container["image"], name
+
+
+def _templates(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return {o["metadata"]["name"]: o["spec"]["template"] for o in objects if o["kind"] in WORKLOADS}
+
+
+def test_rendering_twice_gives_the_same_objects() -> None:
+    assert render(LOCAL) == render(replace(LOCAL))
+
+
+def test_a_config_change_rolls_only_the_services_that_read_it() -> None:
+    before = _templates(render(LOCAL))
+    after = _templates(render_with(LOCAL, carts_table="shopstack-carts-2"))
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"cart"}
+    old, new = before["cart"]["metadata"]["annotations"], after["cart"]["metadata"]["annotations"]
+    assert old[CHECKSUM_ANNOTATION] != new[CHECKSUM_ANNOTATION]
+    assert {k: v for k, v in old.items() if k != CHECKSUM_ANNOTATION} == {
+        k: v for k, v in new.items() if k != CHECKSUM_ANNOTATION
+    }
+    assert before["cart"]["spec"] == after["cart"]["spec"]
+
+
+def test_flags_and_replicas_do_not_roll_any_pod() -> None:
+    before = _templates(render(LOCAL))
+    after = _templates(render_with(LOCAL, flags={"paymentFailure": 0.5}, replicas={"payment": 3}))
+    assert before == after
+
+
+def test_flags_render_with_the_given_values() -> None:
+    objects = render_with(LOCAL, flags={"paymentFailure": 0.25, "cartFailure": True})
+    flags = json.loads(find(objects, "ConfigMap", "flags")["data"]["flags.json"])["flags"]
+    assert flags["paymentFailure"]["variants"]["on"] == 0.25
+    assert flags["paymentFailure"]["defaultVariant"] == "on"
+    assert flags["cartFailure"]["defaultVariant"] == "on"
+    assert flags["productCatalogFailure"]["defaultVariant"] == "off"
+
+
+def test_replicas_follow_the_table_and_overrides() -> None:
+    objects = render_with(LOCAL, replicas={"frontend": 3, "recommendation": 2})
+    for row in SERVICES:
+        expected = {"frontend": 3, "recommendation": 2}.get(row.name, row.replicas)
+        assert find(objects, "Deployment", row.name)["spec"]["replicas"] == expected, row.name
+        pdbs = [
+            o for o in objects if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"] == row.name
+        ]
+        assert len(pdbs) == (1 if expected >= 2 else 0), row.name
+        hpas = [
+            o for o in objects if o["kind"] == "HorizontalPodAutoscaler" and o["metadata"]["name"] == row.name
+        ]
+        assert len(hpas) == (1 if row.autoscaled else 0), row.name
+        if hpas:
+            assert hpas[0]["spec"]["minReplicas"] == expected
+            assert hpas[0]["spec"]["maxReplicas"] == 4
+    assert find(objects, "PodDisruptionBudget", "recommendation")["spec"]["minAvailable"] == 1
+
+
+def test_the_aws_stage_has_the_load_balancer_controller_and_the_local_stage_does_not() -> None:
+    aws, local = render(AWS), render(LOCAL)
+    controller = find(aws, "Deployment", "aws-load-balancer-controller")
+    args = controller["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--cluster-name=shopstack" in args
+    assert "--aws-vpc-tags=Name=shopstack-vpc" in args
+    assert "--ingress-class=alb" in args
+    account = find(aws, "ServiceAccount", "aws-load-balancer-controller")
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("shopstack-lbc")
+    assert not [o for o in local if o["metadata"]["name"] == "aws-load-balancer-controller"]
+
+
+def test_irsa_roles_in_aws_and_emulator_credentials_locally() -> None:
+    aws, local = render(AWS), render(LOCAL)
+    for name in ("cart", "accounting"):
+        assert "eks.amazonaws.com/role-arn" in find(aws, "ServiceAccount", name)["metadata"]["annotations"]
+        assert "AWS_ENDPOINT_URL" not in find(aws, "ConfigMap", f"{name}-config")["data"]
+        assert (
+            find(local, "ConfigMap", f"{name}-config")["data"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+        )
+        env_from = find(local, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert {"secretRef": {"name": "aws-emulator-credentials"}} in env_from
+    assert not [o for o in aws if o["kind"] == "Secret"]
+    payment = find(local, "Deployment", "payment")["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    assert payment == [{"configMapRef": {"name": "payment-config"}}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"images": {**LOCAL.images, "shipping": "x@sha256:" + "0" * 64}}, "unknown service 'shipping'"),
+        ({"images": {k: v for k, v in LOCAL.images.items() if k != "cart"}}, "no image for service 'cart'"),
+        ({"images": {**LOCAL.images, "cart": "shopstack/cart:latest"}}, "'cart' is not pinned by digest"),
+        ({"replicas": {"carts": 2}}, "replicas for unknown service 'carts'"),
+        ({"replicas": {"cart": 0}}, "replicas of 'cart' must be a whole number"),
+        ({"flags": {"paymentFailures": True}}, "unknown flag 'paymentFailures'"),
+        ({"role_arns": {"payment": "arn:aws:iam::1:role/p"}}, "unknown service account 'payment'"),
+    ],
+)
+def test_bad_input_raises_one_clear_error(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ModelError, match=message) as raised:
+        render_with(LOCAL, **changes)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"vpc_name": ""}, "needs vpc_name"),
+        ({"aws_endpoint_url": "http://127.0.0.1:4566"}, "local stage only"),
+        ({"role_arns": {}}, r"needs role_arns\['cart'\]"),
+    ],
+)
+def test_the_aws_stage_refuses_incomplete_or_local_input(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        render_with(AWS, **changes)
