@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from lightkube import Client
     from pyinfra.api.host import Host
 
+#: the verbs of Kubernetes requests that change something (as `infra.k8s.access.verb_of` names them)
+KUBE_WRITES = frozenset({"apply", "patch", "create", "update", "delete"})
 AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=10, read_timeout=60)
 
 
@@ -74,9 +76,13 @@ class Cloud:
     def kube_calls(self) -> int:
         return sum(n for key, n in self.calls.items() if key.startswith("kubernetes "))
 
+    @property
+    def kube_writes(self) -> int:
+        return sum(self.calls[f"kubernetes {verb}"] for verb in KUBE_WRITES)
+
     def summary(self) -> str:
         """One line: how many calls of each kind this run made."""
-        return f"{self.aws_calls} AWS calls, {self.kube_calls} Kubernetes calls"
+        return f"{self.aws_calls} AWS calls, {self.kube_calls} Kubernetes calls ({self.kube_writes} writes)"
 
 
 def cloud_of(host: Host) -> Cloud:

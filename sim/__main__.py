@@ -30,6 +30,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ("--eks-port", defaults.eks_port),
     ):
         up.add_argument(option, type=int, default=port, help="default: %(default)s (0: a free port)")
+    up.add_argument(
+        "--eks-address-blocks",
+        default=defaults.eks_address_blocks,
+        metavar="FIRST-LAST",
+        help="the 127.N/16 blocks of the clusters' pods and Services (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -45,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             alb_admin_port=args.alb_admin_port,
             telemetry_port=args.telemetry_port,
             prometheus_port=args.prometheus_port,
+            eks_address_blocks=args.eks_address_blocks,
         )
     supervisor = Supervisor(config)
     if args.command == "up":

@@ -57,6 +57,9 @@ class CloudConfig:
     alb_admin_port: int = 0
     telemetry_port: int = 4318
     prometheus_port: int = 9090
+    #: the 127.N.0.0/16 blocks the EKS binding gives its clusters' pods and Services: two clouds running
+    #: at once need blocks of their own, or their pods' addresses collide
+    eks_address_blocks: str = "160-199"
 
     @property
     def aws_endpoint(self) -> str:
@@ -159,6 +162,8 @@ COMPONENTS: tuple[Component, ...] = (
                 str(c.eks_port),
                 "--image-store",
                 str(c.image_store),
+                "--address-blocks",
+                c.eks_address_blocks,
             ]
         ),
         lambda c: [c.eks_port],

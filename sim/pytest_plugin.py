@@ -189,10 +189,14 @@ def _sim_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def running_local_cloud(state_dir: Path) -> Iterator[LocalCloud]:
-    """`python -m sim up` in `state_dir` on free ports, and `down` at the end (also on failure)."""
+def running_local_cloud(state_dir: Path, address_blocks: str = "160-169") -> Iterator[LocalCloud]:
+    """`python -m sim up` in `state_dir` on free ports, and `down` at the end (also on failure).
+
+    Clouds that run at once need their own `address_blocks` (FIRST-LAST of 127.N/16): the session's
+    cloud takes 160-169; a test module starting another passes blocks of its own."""
     ports = {name: free_port(HOST) for name in ("aws", "eks", "alb", "alb-admin", "telemetry", "prometheus")}
     options = [item for name, port in ports.items() for item in (f"--{name}-port", str(port))]
+    options += ["--eks-address-blocks", address_blocks]
     try:
         up = _sim_cli("up", "--state-dir", str(state_dir), *options)
         if up.returncode != 0:

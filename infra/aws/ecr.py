@@ -39,10 +39,10 @@ from containers.imagesjson import ImagesFile
 from containers.oci import Descriptor, Manifest
 from containers.push import Pusher
 from containers.registry import Registry
-from infra.aws.tables import stop
 from infra.aws.tags import tag_list, tags
 from infra.cloud import Cloud, cloud_of
 from infra.fact import ApiFact
+from infra.failure import stop
 from infra.settings import Settings
 from sim.images import ImageStore
 

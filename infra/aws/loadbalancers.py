@@ -7,7 +7,6 @@ import time
 from collections.abc import Generator
 
 from pyinfra.api.command import FunctionCommand
-from pyinfra.api.exceptions import OperationError
 from pyinfra.api.host import Host
 from pyinfra.api.operation import operation
 from pyinfra.api.state import State
@@ -15,6 +14,7 @@ from pyinfra.context import host
 
 from infra.cloud import Cloud, cloud_of
 from infra.fact import ApiFact
+from infra.failure import fail
 
 #: the tag the AWS Load Balancer Controller (and the local cloud's) puts on what it makes for a cluster
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
@@ -42,16 +42,18 @@ class ClusterLoadBalancers(ApiFact[list[str]]):
         return cluster_load_balancers(cloud, cluster_name)
 
 
-def _wait_gone(state: State, host: Host, timeout: float) -> None:
+def _wait_gone(state: State, host: Host, timeout: float) -> bool:
     cloud = cloud_of(host)
     deadline = time.monotonic() + timeout
     while remaining := cluster_load_balancers(cloud, cloud.settings.cluster_name):
         if time.monotonic() > deadline:
-            raise OperationError(
+            return fail(
+                host,
                 f"{len(remaining)} load balancers of cluster {cloud.settings.cluster_name} are still there "
-                f"after {timeout:.0f}s (its Ingress controller deletes them): {', '.join(remaining)}"
+                f"after {timeout:.0f}s (its Ingress controller deletes them): {', '.join(remaining)}",
             )
         time.sleep(POLL_SECONDS)
+    return True
 
 
 @operation(is_idempotent=False)

@@ -38,14 +38,17 @@ LATEST = "records/latest.json"
 
 
 class LatestRecord(ApiFact[dict[str, Any] | None]):
-    """The last deploy's record, or None when no deploy has written one (or there is no bucket yet)."""
+    """The last deploy's record, or None when no deploy has written one (or there is no bucket yet).
+    `bucket_name` defaults to the host's state bucket:
+    `pyinfra inventory/local.py fact infra.aws.record.LatestRecord` shows it."""
 
-    def command(self, bucket_name: str) -> str:
+    def command(self, bucket_name: str | None = None) -> str:
         return self.request(bucket_name=bucket_name)
 
-    def read(self, cloud: Cloud, bucket_name: str) -> dict[str, Any] | None:  # type: ignore[override]
+    def read(self, cloud: Cloud, bucket_name: str | None = None) -> dict[str, Any] | None:  # type: ignore[override]
+        bucket = bucket_name or cloud.settings.state_bucket
         try:
-            body = cloud.client("s3").get_object(Bucket=bucket_name, Key=LATEST)["Body"].read()
+            body = cloud.client("s3").get_object(Bucket=bucket, Key=LATEST)["Body"].read()
         except ClientError as err:
             if err.response["Error"]["Code"] in {"NoSuchKey", "NoSuchBucket", "404"}:
                 return None

@@ -9,7 +9,6 @@ is the one implementation; the lock table (`infra.aws.state.lock_table`) uses it
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -24,23 +23,9 @@ from pyinfra.context import host
 from infra.aws.tags import tag_list, tags
 from infra.cloud import Cloud, cloud_of
 from infra.fact import ApiFact
+from infra.failure import stop
 
 TableState = dict[str, Any]
-
-log = logging.getLogger("pyinfra")
-
-
-def stop(line: str) -> FunctionCommand:
-    """A command failing its operation with `line` and no traceback. An operation yields it rather than
-    raising: pyinfra prints a traceback for an exception from an operation's generator when it plans at
-    run time (`-y`), and for one from a FunctionCommand, but a FunctionCommand returning False is a plain
-    failed operation."""
-    return FunctionCommand(_stop, (line,), {})
-
-
-def _stop(state: State, host: Host, line: str) -> bool:
-    host.log_styled(line, fg="red", log_func=log.error)
-    return False
 
 
 class DynamoTable(ApiFact[TableState | None]):

@@ -53,25 +53,20 @@ def connect(cloud: Cloud) -> Client | None:
     settings = cloud.settings
     if settings.kube_access == "kubeconfig":
         assert settings.kubeconfig is not None, "Settings requires kubeconfig with kube_access kubeconfig"
-        if not settings.kubeconfig.exists():
-            if _describe_cluster(cloud) is None:
-                return None
-            _wait_for_file(settings.kubeconfig, KUBECONFIG_WAIT_SECONDS)
-        config = KubeConfig.from_file(settings.kubeconfig).get()
-        if config is None:
-            raise KubeAccessError(f"kubeconfig {settings.kubeconfig} has no current context")
-        return _client(cloud, config, token=None)
+        if _describe_cluster(cloud) is None:
+            return None  # a kubeconfig left by a deleted cluster says nothing
+        return _client(cloud, _wait_for_api(settings.kubeconfig, KUBECONFIG_WAIT_SECONDS), token=None)
     cluster = _describe_cluster(cloud)
     if cluster is None:
         return None
     ca_data = str((cluster.get("certificateAuthority") or {}).get("data") or "")
-    config = KubeConfig.from_one(
+    eks_config = KubeConfig.from_one(
         cluster=Cluster(server=cluster["endpoint"], certificate_auth_data=ca_data or None),
         user=User(),
         context_name=settings.cluster_name,
     ).get()
-    assert config is not None, "from_one sets the current context"
-    return _client(cloud, config, token=EksToken(cloud, settings.cluster_name))
+    assert eks_config is not None, "from_one sets the current context"
+    return _client(cloud, eks_config, token=EksToken(cloud, settings.cluster_name))
 
 
 def _describe_cluster(cloud: Cloud) -> dict[str, Any] | None:
@@ -82,14 +77,27 @@ def _describe_cluster(cloud: Cloud) -> dict[str, Any] | None:
         return None
 
 
-def _wait_for_file(path: Path, within: float) -> None:
+def _wait_for_api(path: Path, within: float) -> SingleConfig:
+    """The kubeconfig at `path` once the API it names answers: the local cloud writes (or rewrites, for
+    a cluster made again) the file a moment after the EKS cluster turns ACTIVE."""
     deadline = time.monotonic() + within
-    while not path.exists():
+    while True:
+        config = KubeConfig.from_file(path).get() if path.exists() else None
+        if config is not None and _answers(config.cluster.server):
+            return config
         if time.monotonic() > deadline:
             raise KubeAccessError(
-                f"the EKS cluster exists but its kubeconfig {path} did not appear in {within:.0f} s"
+                f"the EKS cluster exists but the API its kubeconfig {path} names "
+                f"did not answer in {within:.0f} s"
             )
         time.sleep(0.5)
+
+
+def _answers(server: str) -> bool:
+    try:
+        return httpx2.get(f"{server.rstrip('/')}/readyz", timeout=2).status_code == 200
+    except httpx2.HTTPError:
+        return False
 
 
 def _client(cloud: Cloud, config: SingleConfig, token: Callable[[], str] | None) -> Client:

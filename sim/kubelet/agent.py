@@ -155,6 +155,7 @@ class NodeAgent:
         self.heartbeat_seconds = heartbeat_seconds
         self.running: dict[str, Running] = {}  # pod uid -> what runs it
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._refreshing: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._starting: set[str] = set()
 
@@ -389,6 +390,27 @@ class NodeAgent:
     def _on_event(self, event: Event) -> None:
         if event.key == PODS.key:
             self._queue.put_nowait(event)
+        elif event.key in (CONFIGMAPS.key, SECRETS.key) and event.type == "MODIFIED":
+            self._refresh_volumes_of(event)
+
+    def _refresh_volumes_of(self, event: Event) -> None:
+        """Rewrite, in every running pod that mounts it, the volume of a ConfigMap or Secret that changed
+        (as a kubelet's periodic sync does, at once): the files change in place, the pods run on."""
+        meta = event.obj["metadata"]
+        kind = "Secret" if event.key == SECRETS.key else "ConfigMap"
+        for running in self.running.values():
+            spec = running.runtime.spec
+            if running.namespace == meta.get("namespace") and any(
+                v.kind == kind and v.source == meta["name"] for v in spec.volumes
+            ):
+                task = asyncio.get_running_loop().create_task(running.runtime.refresh_volumes())
+                self._refreshing.add(task)
+                task.add_done_callback(self._refreshed)
+
+    def _refreshed(self, task: asyncio.Task[None]) -> None:
+        self._refreshing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("refreshing a pod's volumes failed: %s", task.exception())
 
     async def _events(self) -> None:
         while True:

@@ -91,5 +91,16 @@ def test_a_missing_kubeconfig_of_an_existing_cluster_is_waited_for_then_named(
         resourcesVpcConfig={"subnetIds": []},
     )
     monkeypatch.setattr(access, "KUBECONFIG_WAIT_SECONDS", 1.0)
-    with pytest.raises(access.KubeAccessError, match="later did not appear in 1 s"):
+    with pytest.raises(access.KubeAccessError, match=r"kubeconfig .*later names did not answer in 1 s"):
         access.connect(cloud)
+
+
+def test_a_kubeconfig_left_by_a_deleted_cluster_gives_no_client(moto_endpoint: str, tmp_path: Path) -> None:
+    stale = tmp_path / "stale"
+    stale.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: c, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: c}}]\n"
+    )
+    data = emulator_data(moto_endpoint, kube_access="kubeconfig", kubeconfig=str(stale), project="gone")
+    assert access.connect(Cloud(Settings.parse(data))) is None

@@ -1,10 +1,12 @@
 """The node agent and scheduler in the API server's process (`python -m sim.k8s --node ...`), driven by the
 real kubectl: the node registers Ready, a pod of the payment image runs as a process on its own loopback
-address, turns Ready, logs, and stops on delete; a pod too big for the node stays Pending."""
+address, turns Ready, logs, and stops on delete; a pod too big for the node stays Pending; a ConfigMap
+changed through the API reaches the running pod that mounts it."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -187,3 +189,35 @@ def test_place_picks_a_fitting_node_and_explains_a_miss() -> None:
     )
     full = [_node("a", pods="1")]
     assert place(_pod(), full, [_pod("a")]) == (None, "0/1 nodes are available: 1 Too many pods.")
+
+
+def test_a_changed_config_map_reaches_the_running_pod_that_mounts_it(
+    cluster: Cluster, payment_image: BuiltImage
+) -> None:
+    kubectl = cluster.kubectl
+    kubectl("create", "configmap", "flags", "--from-literal=flags.json=first")
+    reader = (
+        "import os, time\n"
+        "for _ in range(600):\n"
+        "    print(open(os.environ['FLAGS_FILE']).read(), flush=True)\n"
+        "    time.sleep(0.1)\n"
+    )
+    manifest: dict[str, Any] = json.loads(payment_pod(payment_image.reference, "reader"))
+    spec = manifest["spec"]
+    spec["containers"][0] |= {
+        "command": ["python", "-c", reader],
+        "env": [{"name": "FLAGS_FILE", "value": "/etc/flags/flags.json"}],
+        "volumeMounts": [{"name": "flags", "mountPath": "/etc/flags", "readOnly": True}],
+    }
+    spec["containers"][0].pop("readinessProbe", None)
+    spec["volumes"] = [{"name": "flags", "configMap": {"name": "flags"}}]
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    try:
+        kubectl("wait", "--for=condition=Ready", "pod/reader", "--timeout=60s")
+        assert poll(lambda: "first" in kubectl("logs", "reader"))
+        kubectl("patch", "configmap", "flags", "--type=merge", "-p", '{"data": {"flags.json": "second"}}')
+        assert poll(lambda: "second" in kubectl("logs", "reader"))
+        assert get_json(kubectl, "pod", "reader")["status"]["containerStatuses"][0]["restartCount"] == 0
+    finally:
+        kubectl("delete", "pod", "reader", "--timeout=30s")
+        kubectl("delete", "configmap", "flags")

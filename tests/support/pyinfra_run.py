@@ -45,38 +45,48 @@ class Run:
             raise AssertionError(f"no JSON in pyinfra's output:\n{self.output}")
         return json.loads(self.stdout[start:])  # type: ignore[no-any-return]
 
+    def planned_changes(self) -> list[str]:
+        """A `--dry --json` run's operations that would change something, by name, in order."""
+        return [op["name"] for op in self.results()["plan"] if op["hosts_with_change"]]
+
+    def changed(self) -> list[str]:
+        """A `--json` run's operations that changed something, by name, in order."""
+        results = self.results()["results"]
+        return [op["name"] for op in results["operations"] if op["success"]]
+
 
 def run_pyinfra(
     workdir: Path,
-    data: dict[str, Any],
+    data: dict[str, Any] | Path,
     deploy: str | Path,
     *args: str,
     name: str = "test",
     timeout: float = 600,
+    env: dict[str, str] | None = None,
 ) -> Run:
     """`pyinfra -y INVENTORY DEPLOY ARGS` with one host `@shopstack/<name>` holding `data` (without `-y` when
     `--dry` is among `args`: `-y` skips the change detection a dry run is for).
 
+    `data` may instead be an inventory file (such as `inventory/local.py`), and `env` adds variables.
     `deploy` is a path or the source of a deploy file (written to `workdir`). The run's working directory is
     the repository, so `deploy.py` and `infra` import as they do for users.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    inventory = workdir / f"inventory_{name}.py"
-    inventory.write_text(
-        f"import json\nhosts = [({f'@shopstack/{name}'!r}, json.loads({json.dumps(data)!r}))]\n"
-    )
+    if isinstance(data, Path):
+        inventory = data
+    else:
+        inventory = workdir / f"inventory_{name}.py"
+        host = f"@shopstack/{name}"
+        inventory.write_text(f"import json\nhosts = [({host!r}, json.loads({json.dumps(data)!r}))]\n")
     if isinstance(deploy, str):
         path = workdir / f"deploy_{name}.py"
         path.write_text(deploy)
         deploy = path
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
+    python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     completed = subprocess.run(
         [str(PYINFRA), *([] if "--dry" in args else ["-y"]), str(inventory), str(deploy), *args],
         cwd=REPO,
-        env=env,
+        env={**os.environ, "PYTHONPATH": python_path, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
