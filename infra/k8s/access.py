@@ -53,9 +53,12 @@ def connect(cloud: Cloud) -> Client | None:
     settings = cloud.settings
     if settings.kube_access == "kubeconfig":
         assert settings.kubeconfig is not None, "Settings requires kubeconfig with kube_access kubeconfig"
-        if _describe_cluster(cloud) is None:
-            return None  # a kubeconfig left by a deleted cluster says nothing
-        return _client(cloud, _wait_for_api(settings.kubeconfig, KUBECONFIG_WAIT_SECONDS), token=None)
+        config = _answering(settings.kubeconfig)
+        if config is None:
+            if _describe_cluster(cloud) is None:
+                return None  # no cluster yet, or a kubeconfig a deleted cluster left behind
+            config = _wait_for_api(settings.kubeconfig, KUBECONFIG_WAIT_SECONDS)
+        return _client(cloud, config, token=None)
     cluster = _describe_cluster(cloud)
     if cluster is None:
         return None
@@ -82,8 +85,8 @@ def _wait_for_api(path: Path, within: float) -> SingleConfig:
     a cluster made again) the file a moment after the EKS cluster turns ACTIVE."""
     deadline = time.monotonic() + within
     while True:
-        config = KubeConfig.from_file(path).get() if path.exists() else None
-        if config is not None and _answers(config.cluster.server):
+        config = _answering(path)
+        if config is not None:
             return config
         if time.monotonic() > deadline:
             raise KubeAccessError(
@@ -93,11 +96,16 @@ def _wait_for_api(path: Path, within: float) -> SingleConfig:
         time.sleep(0.5)
 
 
-def _answers(server: str) -> bool:
+def _answering(path: Path) -> SingleConfig | None:
+    """The kubeconfig at `path` if its API server takes connections, else None."""
+    config = KubeConfig.from_file(path).get() if path.exists() else None
+    if config is None:
+        return None
     try:
-        return httpx2.get(f"{server.rstrip('/')}/readyz", timeout=2).status_code == 200
+        httpx2.get(f"{config.cluster.server.rstrip('/')}/readyz", timeout=2, verify=False)
     except httpx2.HTTPError:
-        return False
+        return None
+    return config
 
 
 def _client(cloud: Cloud, config: SingleConfig, token: Callable[[], str] | None) -> Client:

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 from collections.abc import Generator
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from lightkube.core.exceptions import ApiError
@@ -33,6 +32,7 @@ from pyinfra.context import host
 from infra.cloud import cloud_of
 from infra.k8s.access import FIELD_MANAGER
 from infra.k8s.facts import LiveObjects, object_key, resource_class
+from sim.kubelet.quantity import parse_quantity
 
 Obj = dict[str, Any]
 log = logging.getLogger("pyinfra")
@@ -59,20 +59,6 @@ KIND_ORDER = (
 )
 #: fields whose values the API server keeps as quantities ("500m", "1Gi")
 QUANTITY_KEYS = frozenset({"requests", "limits", "hard", "capacity", "allocatable", "sizeLimit"})
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-_SUFFIX = {
-    "": Decimal(1),
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    **{s: Decimal(2) ** (10 * (i + 1)) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
-}
 REPORTED_FIELDS = 4
 
 
@@ -113,12 +99,9 @@ def hpa_targets(objects: list[Obj]) -> set[tuple[str, str]]:
 
 
 def _quantity(value: Any) -> Decimal | None:
-    match = _QUANTITY.match(str(value).strip())
-    if match is None:
-        return None
     try:
-        return Decimal(match.group(1)) * _SUFFIX[match.group(2) or ""]
-    except InvalidOperation:
+        return parse_quantity(value)
+    except ValueError:
         return None
 
 

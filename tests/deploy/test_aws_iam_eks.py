@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
 from infra.aws.tags import PROJECT_TAG
-from tests.support.pyinfra_run import ACCOUNT_ID, Run, emulator_data, run_pyinfra
+from tests.support.pyinfra_run import ACCOUNT_ID, Run, emulator_client, emulator_data, run_pyinfra
 
 PROJECT = "shopstack"
 NETWORK = ("vpc", "subnets", "internet_gateway", "nat_gateways", "route_tables", "security_groups")
@@ -44,16 +42,6 @@ TEARDOWN = (
 ROLES = ("eks-cluster", "eks-node", "cart", "accounting", "aws-load-balancer-controller")
 
 
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.fixture(scope="module")
 def built(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("iam_eks")
@@ -80,7 +68,7 @@ def test_plan_without_a_cluster_creates_everything(moto_endpoint: str, tmp_path:
 
 
 def test_cluster_and_node_roles_have_their_managed_policies(built: Path, moto_endpoint: str) -> None:
-    iam = client(moto_endpoint, "iam")
+    iam = emulator_client(moto_endpoint, "iam")
 
     def attached(role: str) -> set[str]:
         policies = iam.list_attached_role_policies(RoleName=f"{PROJECT}-{role}")["AttachedPolicies"]
@@ -99,10 +87,10 @@ def test_cluster_and_node_roles_have_their_managed_policies(built: Path, moto_en
 def test_service_roles_trust_only_their_service_account_and_reach_only_their_table(
     built: Path, moto_endpoint: str
 ) -> None:
-    iam = client(moto_endpoint, "iam")
-    issuer = client(moto_endpoint, "eks").describe_cluster(name=PROJECT)["cluster"]["identity"]["oidc"][
-        "issuer"
-    ]
+    iam = emulator_client(moto_endpoint, "iam")
+    issuer = emulator_client(moto_endpoint, "eks").describe_cluster(name=PROJECT)["cluster"]["identity"][
+        "oidc"
+    ]["issuer"]
     issuer_host = issuer.removeprefix("https://")
     [provider] = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
     assert provider["Arn"] == f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{issuer_host}"
@@ -139,7 +127,7 @@ def test_service_roles_trust_only_their_service_account_and_reach_only_their_tab
 def test_cluster_is_in_the_private_subnets_at_1_30_with_its_node_group(
     built: Path, moto_endpoint: str
 ) -> None:
-    ec2, eks = client(moto_endpoint, "ec2"), client(moto_endpoint, "eks")
+    ec2, eks = emulator_client(moto_endpoint, "ec2"), emulator_client(moto_endpoint, "eks")
     cluster = eks.describe_cluster(name=PROJECT)["cluster"]
     assert (cluster["status"], cluster["version"]) == ("ACTIVE", "1.30")
     subnets = ec2.describe_subnets(SubnetIds=cluster["resourcesVpcConfig"]["subnetIds"])["Subnets"]
@@ -158,7 +146,7 @@ def test_second_run_changes_nothing(built: Path, moto_endpoint: str) -> None:
 
 
 def test_drift_is_reported_by_dry_and_repaired(built: Path, moto_endpoint: str) -> None:
-    eks, iam = client(moto_endpoint, "eks"), client(moto_endpoint, "iam")
+    eks, iam = emulator_client(moto_endpoint, "eks"), emulator_client(moto_endpoint, "iam")
     eks.update_nodegroup_config(
         clusterName=PROJECT, nodegroupName=f"{PROJECT}-nodes", scalingConfig={"desiredSize": 3}
     )
@@ -182,7 +170,7 @@ def test_drift_is_reported_by_dry_and_repaired(built: Path, moto_endpoint: str) 
 def test_new_sizes_are_applied_and_a_new_instance_type_is_refused(built: Path, moto_endpoint: str) -> None:
     bigger = emulator_data(moto_endpoint, node_group={"min_size": 2, "desired_size": 3, "max_size": 5})
     assert changed(run_pyinfra(built, bigger, BUILD, "--json")) == ["eks.node_group"]
-    group = client(moto_endpoint, "eks").describe_nodegroup(
+    group = emulator_client(moto_endpoint, "eks").describe_nodegroup(
         clusterName=PROJECT, nodegroupName=f"{PROJECT}-nodes"
     )
     assert group["nodegroup"]["scalingConfig"] == {"minSize": 2, "desiredSize": 3, "maxSize": 5}
@@ -199,7 +187,11 @@ def test_teardown_in_reverse_order_leaves_no_role_cluster_or_tagged_resource(
 ) -> None:
     run = run_pyinfra(built, emulator_data(moto_endpoint), TEARDOWN)
     assert run.returncode == 0, run.output
-    eks, iam, ec2 = client(moto_endpoint, "eks"), client(moto_endpoint, "iam"), client(moto_endpoint, "ec2")
+    eks, iam, ec2 = (
+        emulator_client(moto_endpoint, "eks"),
+        emulator_client(moto_endpoint, "iam"),
+        emulator_client(moto_endpoint, "ec2"),
+    )
     assert eks.list_clusters()["clusters"] == []
     names = {r["RoleName"] for r in iam.list_roles()["Roles"]}
     assert names.isdisjoint(f"{PROJECT}-{role}" for role in ROLES)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from containers.registry import Registry
@@ -18,23 +17,13 @@ from infra.settings import Settings
 from sim.images import ImageStore
 from sim.process import ManagedProcess, free_port, http_ok
 from tests.conftest import BuiltImage
-from tests.support.pyinfra_run import ACCOUNT_ID, Run, emulator_data, run_pyinfra
+from tests.support.pyinfra_run import ACCOUNT_ID, Run, emulator_client, emulator_data, run_pyinfra
 
 DEPLOY = """
 from infra.aws import ecr
 ecr.repositories(services=["payment", "cart"], name="repositories")
 ecr.publish_images(name="images")
 """
-
-
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def planned_changes(run: Run) -> set[str]:
@@ -71,7 +60,7 @@ def digest_of(image: BuiltImage) -> str:
 
 def test_first_run_creates_scanned_immutable_repositories(first_run: Run, moto_endpoint: str) -> None:
     assert changed(first_run) == 2
-    ecr = client(moto_endpoint, "ecr")
+    ecr = emulator_client(moto_endpoint, "ecr")
     found = {
         r["repositoryName"]: r
         for r in ecr.describe_repositories(repositoryNames=["shopstack/payment", "shopstack/cart"])[
@@ -94,7 +83,9 @@ def test_first_run_publishes_the_built_image_to_the_store_and_the_repository(
 ) -> None:
     assert first_run.returncode == 0, first_run.output
     digest = digest_of(payment_image)
-    listed = client(moto_endpoint, "ecr").describe_images(repositoryName="shopstack/payment")["imageDetails"]
+    listed = emulator_client(moto_endpoint, "ecr").describe_images(repositoryName="shopstack/payment")[
+        "imageDetails"
+    ]
     assert [image["imageDigest"] for image in listed] == [digest]
     store = ImageStore(Path(data["image_store"]))
     assert store.manifest_digest(image_reference(Settings.parse(data), "payment", digest)) == digest
@@ -109,7 +100,7 @@ def test_repository_drift_is_shown_by_dry_and_repaired(
     first_run: Run, moto_endpoint: str, data: dict[str, Any], tmp_path: Path
 ) -> None:
     assert first_run.returncode == 0, first_run.output
-    ecr = client(moto_endpoint, "ecr")
+    ecr = emulator_client(moto_endpoint, "ecr")
     ecr.put_image_scanning_configuration(
         repositoryName="shopstack/cart", imageScanningConfiguration={"scanOnPush": False}
     )
@@ -127,7 +118,7 @@ def test_repositories_default_to_the_built_services_and_teardown_removes_all(
     moto_endpoint: str, payment_image: BuiltImage, tmp_path: Path
 ) -> None:
     data = emulator_data(moto_endpoint, project="gone", build_dir=str(payment_image.layout.parents[1]))
-    ecr = client(moto_endpoint, "ecr")
+    ecr = emulator_client(moto_endpoint, "ecr")
 
     def listed() -> set[str]:
         names = {r["repositoryName"] for r in ecr.describe_repositories()["repositories"]}

@@ -9,10 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from infra.settings import Settings
-from tests.support.pyinfra_run import emulator_data, run_pyinfra
+from tests.support.pyinfra_run import emulator_client, emulator_data, run_pyinfra
 
 BACKEND = """
 from infra.aws import lock, state
@@ -47,19 +45,9 @@ failing_step(name="a failing step")
 HOLDER = "alice@laptop pid 4242"
 
 
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def hold_lock(endpoint: str, settings: Settings, expires_in: int) -> None:
     """Another deploy's lock, as its acquire_lock writes it."""
-    client(endpoint, "dynamodb").put_item(
+    emulator_client(endpoint, "dynamodb").put_item(
         TableName=settings.lock_table,
         Item={
             "LockID": {"S": f"{settings.project}/deploy"},
@@ -74,7 +62,7 @@ def hold_lock(endpoint: str, settings: Settings, expires_in: int) -> None:
 
 def lock_item(endpoint: str, settings: Settings) -> dict[str, Any] | None:
     item: dict[str, Any] | None = (
-        client(endpoint, "dynamodb")
+        emulator_client(endpoint, "dynamodb")
         .get_item(
             TableName=settings.lock_table,
             Key={"LockID": {"S": f"{settings.project}/deploy"}},
@@ -86,14 +74,14 @@ def lock_item(endpoint: str, settings: Settings) -> dict[str, Any] | None:
 
 
 def tables(endpoint: str) -> set[str]:
-    return set(client(endpoint, "dynamodb").list_tables()["TableNames"])
+    return set(emulator_client(endpoint, "dynamodb").list_tables()["TableNames"])
 
 
 def test_a_held_lock_stops_a_second_deploy_naming_the_holder(moto_endpoint: str, tmp_path: Path) -> None:
     data = emulator_data(moto_endpoint, project="heldlock")
     settings = Settings.parse(data)
     assert run_pyinfra(tmp_path, data, DEPLOY).returncode == 0
-    client(moto_endpoint, "dynamodb").delete_table(TableName=settings.carts_table)
+    emulator_client(moto_endpoint, "dynamodb").delete_table(TableName=settings.carts_table)
     hold_lock(moto_endpoint, settings, expires_in=3600)
 
     run = run_pyinfra(tmp_path, data, DEPLOY)
@@ -163,14 +151,14 @@ def test_the_record_names_what_changed_and_the_image_digests(moto_endpoint: str,
     )
 
     assert run_pyinfra(tmp_path, data, deploy).returncode == 0
-    client(moto_endpoint, "dynamodb").update_continuous_backups(
+    emulator_client(moto_endpoint, "dynamodb").update_continuous_backups(
         TableName=settings.orders_table,
         PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False},
     )
     run = run_pyinfra(tmp_path, data, deploy)
     assert run.returncode == 0, run.output
 
-    s3 = client(moto_endpoint, "s3")
+    s3 = emulator_client(moto_endpoint, "s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=settings.state_bucket, Prefix="records/")["Contents"]]
     assert len(keys) == 3
     assert "records/latest.json" in keys

@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from infra.aws.tags import PROJECT_TAG, tag_dict
-from tests.support.pyinfra_run import Run, emulator_data, run_pyinfra
+from tests.support.pyinfra_run import Run, emulator_client, emulator_data, run_pyinfra
 
 PROJECT = "shopstack"
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
@@ -25,13 +24,7 @@ TEARDOWN = "from infra.aws import network\n" + "".join(
 
 @pytest.fixture(scope="module")
 def ec2(moto_endpoint: str) -> Any:
-    return boto3.client(
-        "ec2",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return emulator_client(moto_endpoint, "ec2")
 
 
 @pytest.fixture(scope="module")

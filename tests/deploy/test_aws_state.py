@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
 from infra.settings import Settings
-from tests.support.pyinfra_run import Run, emulator_data, run_pyinfra
+from tests.support.pyinfra_run import Run, emulator_client, emulator_data, run_pyinfra
 
 DEPLOY = """
 from infra.aws import state, tables
@@ -19,16 +17,6 @@ state.state_bucket(name="state bucket")
 state.lock_table(name="lock table")
 tables.data_tables(name="data tables")
 """
-
-
-def client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def planned_changes(run: Run) -> set[str]:
@@ -56,7 +44,7 @@ def test_first_run_creates_the_state_bucket_with_every_setting(
     first_run: Run, moto_endpoint: str, settings: Settings
 ) -> None:
     assert changed(first_run) == 3
-    s3 = client(moto_endpoint, "s3")
+    s3 = emulator_client(moto_endpoint, "s3")
     bucket = settings.state_bucket
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
@@ -75,7 +63,7 @@ def test_first_run_creates_encrypted_on_demand_tables_with_point_in_time_recover
     first_run: Run, moto_endpoint: str, settings: Settings, table: str, key: str
 ) -> None:
     assert first_run.returncode == 0, first_run.output
-    dynamodb = client(moto_endpoint, "dynamodb")
+    dynamodb = emulator_client(moto_endpoint, "dynamodb")
     name = getattr(settings, table)
     description = dynamodb.describe_table(TableName=name)["Table"]
     assert description["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
@@ -94,7 +82,7 @@ def test_drift_is_shown_by_dry_and_repaired_by_the_next_run(
     first_run: Run, moto_endpoint: str, settings: Settings, tmp_path: Path
 ) -> None:
     assert first_run.returncode == 0, first_run.output
-    s3, dynamodb = client(moto_endpoint, "s3"), client(moto_endpoint, "dynamodb")
+    s3, dynamodb = emulator_client(moto_endpoint, "s3"), emulator_client(moto_endpoint, "dynamodb")
     s3.put_bucket_versioning(Bucket=settings.state_bucket, VersioningConfiguration={"Status": "Suspended"})
     s3.delete_public_access_block(Bucket=settings.state_bucket)
     dynamodb.update_continuous_backups(
@@ -127,7 +115,7 @@ def test_tls_only_bucket_gets_a_policy_denying_plain_http(moto_endpoint: str, tm
         tmp_path, data, 'from infra.aws import state\nstate.state_bucket(name="state bucket")\n'
     )
     assert run.returncode == 0, run.output
-    s3 = client(moto_endpoint, "s3")
+    s3 = emulator_client(moto_endpoint, "s3")
     bucket = Settings.parse(data).state_bucket
     with pytest.raises(s3.exceptions.ClientError, match=r"AccessDenied|Forbidden"):
         s3.put_object(Bucket=bucket, Key="records/x.json", Body=b"{}")
@@ -140,7 +128,7 @@ def test_removal_deletes_the_bucket_and_its_versions(moto_endpoint: str, tmp_pat
     data = emulator_data(moto_endpoint, project="removed")
     bucket = Settings.parse(data).state_bucket
     assert run_pyinfra(tmp_path, data, "from infra.aws import state\nstate.state_bucket()\n").returncode == 0
-    s3 = client(moto_endpoint, "s3")
+    s3 = emulator_client(moto_endpoint, "s3")
     for body in (b"1", b"2"):
         s3.put_object(Bucket=bucket, Key="records/latest.json", Body=body)
     run = run_pyinfra(tmp_path, data, "from infra.aws import state\nstate.state_bucket(present=False)\n")

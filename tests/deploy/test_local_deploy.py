@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
 from sim.pytest_plugin import LocalCloud, running_local_cloud
 from tests.k8s.conftest import kubectl_binary
-from tests.support.pyinfra_run import PYINFRA, REPO, Run, run_pyinfra
+from tests.support.pyinfra_run import PYINFRA, REPO, Run, emulator_client, run_pyinfra
 from tests.support.shopper import Shopper
 from tests.support.waiting import eventually
 
@@ -68,17 +67,6 @@ def first_deploy(workdir: Path, env: dict[str, str]) -> Run:
     return run
 
 
-@pytest.fixture(scope="module")
-def aws(cloud: LocalCloud) -> boto3.Session:
-    return boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
-
-
-def client(aws: boto3.Session, cloud: LocalCloud, service: str) -> Any:
-    return aws.client(service, endpoint_url=cloud.aws)  # type: ignore[call-overload]
-
-
 def kubectl(cloud: LocalCloud, *args: str, check: bool = True) -> str:
     kubeconfig = cloud.state_dir / "eks" / "kubeconfig" / "shopstack"
     result = subprocess.run(
@@ -102,14 +90,14 @@ def place_order(shop_url: str) -> str:
 
 
 def test_the_first_deploy_serves_the_shop_through_the_alb_and_an_order_reaches_accounting(
-    first_deploy: Run, cloud: LocalCloud, aws: boto3.Session
+    first_deploy: Run, cloud: LocalCloud
 ) -> None:
     home = httpx.get(f"{cloud.alb}/", timeout=30)
     assert home.status_code == 200
     assert "<html" in home.text.lower()
     order_id = place_order(cloud.alb)
 
-    orders = client(aws, cloud, "dynamodb")
+    orders = emulator_client(cloud.aws, "dynamodb")
 
     def recorded() -> dict[str, Any] | None:
         item = orders.get_item(TableName="shopstack-orders", Key={"order_id": {"S": order_id}}).get("Item")
@@ -128,9 +116,9 @@ def test_a_second_deploy_changes_no_state_and_writes_nothing_to_kubernetes(
 
 
 def test_drift_made_by_hand_is_reported_by_dry_and_repaired_by_the_next_run(
-    first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud, aws: boto3.Session
+    first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud
 ) -> None:
-    ec2 = client(aws, cloud, "ec2")
+    ec2 = emulator_client(cloud.aws, "ec2")
     tables = ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": ["shopstack-private-*"]}])
     private = tables["RouteTables"][0]
     ec2.delete_route(RouteTableId=private["RouteTableId"], DestinationCidrBlock="0.0.0.0/0")
@@ -186,8 +174,8 @@ def test_a_service_dropped_from_the_model_is_pruned_and_nothing_else_is(
     kubectl(cloud, "delete", "configmap", "made-by-hand")
 
 
-def lock_holder(aws: boto3.Session, cloud: LocalCloud) -> dict[str, Any] | None:
-    items = client(aws, cloud, "dynamodb").scan(TableName="shopstack-deploy-lock")["Items"]
+def lock_holder(cloud: LocalCloud) -> dict[str, Any] | None:
+    items = emulator_client(cloud.aws, "dynamodb").scan(TableName="shopstack-deploy-lock")["Items"]
     return items[0] if items else None
 
 
@@ -219,11 +207,11 @@ def start_deploy(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
 
 
 def test_a_second_deploy_while_one_runs_stops_naming_the_holder_and_changes_nothing(
-    first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud, aws: boto3.Session
+    first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud
 ) -> None:
     first = start_deploy(env)
     try:
-        holder = eventually(lambda: lock_holder(aws, cloud), timeout=120, interval=0.05, what="the lock")
+        holder = eventually(lambda: lock_holder(cloud), timeout=120, interval=0.05, what="the lock")
         first.send_signal(signal.SIGSTOP)  # held mid-run, however fast it would otherwise be
         second = deploy(workdir, env)
         first.send_signal(signal.SIGCONT)
@@ -234,20 +222,20 @@ def test_a_second_deploy_while_one_runs_stops_naming_the_holder_and_changes_noth
     assert "break_lock" in second.output
     assert "Starting operation: VPC" not in second.output
     assert first.returncode == 0, output[-4000:]
-    assert lock_holder(aws, cloud) is None
+    assert lock_holder(cloud) is None
 
 
 def test_a_deploy_killed_midway_converges_on_the_next_run_after_its_lock_is_broken(
-    first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud, aws: boto3.Session
+    first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud
 ) -> None:
     kubectl(cloud, "delete", "deployment", "recommendation")
     killed = start_deploy(env)
     try:
-        eventually(lambda: lock_holder(aws, cloud), timeout=120, interval=0.05, what="the deploy's lock")
+        eventually(lambda: lock_holder(cloud), timeout=120, interval=0.05, what="the deploy's lock")
     finally:
         killed.send_signal(signal.SIGKILL)
         killed.communicate(timeout=60)
-    assert lock_holder(aws, cloud) is not None, "a SIGKILLed deploy cannot release its lock"
+    assert lock_holder(cloud) is not None, "a SIGKILLed deploy cannot release its lock"
 
     refused = deploy(workdir, env)
     assert refused.returncode != 0
@@ -322,12 +310,12 @@ def test_the_deploy_record_names_the_revision_the_images_and_what_changed(
 
 
 def test_teardown_removes_everything_but_the_state_backend(
-    first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud, aws: boto3.Session
+    first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud
 ) -> None:
     down = run_pyinfra(workdir, LOCAL_INVENTORY, TEARDOWN, env=env, timeout=900)
     assert down.returncode == 0, down.output[-4000:]
-    assert client(aws, cloud, "eks").list_clusters()["clusters"] == []
-    ec2 = client(aws, cloud, "ec2")
+    assert emulator_client(cloud.aws, "eks").list_clusters()["clusters"] == []
+    ec2 = emulator_client(cloud.aws, "ec2")
     tagged = [{"Name": "tag-key", "Values": ["shopstack:project"]}]
     assert ec2.describe_vpcs(Filters=tagged)["Vpcs"] == []
     assert (
@@ -336,11 +324,11 @@ def test_teardown_removes_everything_but_the_state_backend(
         ]
         == []
     )
-    assert client(aws, cloud, "elbv2").describe_load_balancers()["LoadBalancers"] == []
-    tables = client(aws, cloud, "dynamodb").list_tables()["TableNames"]
+    assert emulator_client(cloud.aws, "elbv2").describe_load_balancers()["LoadBalancers"] == []
+    tables = emulator_client(cloud.aws, "dynamodb").list_tables()["TableNames"]
     assert tables == ["shopstack-deploy-lock"]
     assert "shopstack-state-123456789012-us-east-1" in [
-        b["Name"] for b in client(aws, cloud, "s3").list_buckets()["Buckets"]
+        b["Name"] for b in emulator_client(cloud.aws, "s3").list_buckets()["Buckets"]
     ]
     again = run_pyinfra(workdir, LOCAL_INVENTORY, TEARDOWN, "--json", env=env, timeout=900)
     assert again.returncode == 0, again.output[-4000:]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 REPO = Path(__file__).resolve().parents[2]
 PYINFRA = Path(sys.executable).with_name("pyinfra")
 ACCOUNT_ID = "123456789012"
@@ -26,6 +28,17 @@ def emulator_data(endpoint: str, **extra: Any) -> dict[str, Any]:
         "state_bucket_tls_only": False,
         **extra,
     }
+
+
+def emulator_client(endpoint: str, service: str) -> Any:
+    """A boto3 client of `service` at the AWS emulator `endpoint`, with its fixed credentials."""
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 @dataclass
