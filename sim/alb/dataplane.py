@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -198,6 +199,9 @@ class DataPlane:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._client = httpx.AsyncClient(
+                    # no cookie jar: a Set-Cookie a target sends one client must never go out with
+                    # another client's request (one shopper's session would become everyone's)
+                    cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
                     trust_env=False,
                     timeout=httpx.Timeout(60.0, connect=2.0),
                     limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),

@@ -5,7 +5,8 @@ the data plane answer 200; deleting or SIGKILLing a pod under steady load fails 
 fails its readiness probe gets no more traffic; deleting the Ingress removes the ALB. The ELBv2 sync
 alone: a second pass over unchanged state makes no write call. The data plane alone, in front of a
 server the test controls: a deregistered target's in-flight request finishes while new ones stop going
-to it, and an unhealthy target (by the data plane's own checks) gets no traffic."""
+to it, an unhealthy target (by the data plane's own checks) gets no traffic, and a cookie one client was
+given never goes out with another client's request."""
 
 from __future__ import annotations
 
@@ -413,7 +414,11 @@ class _Upstream(BaseHTTPRequestHandler):
                 time.sleep(2)
             status = 200
         body = f"{self.path} from upstream".encode()
+        if self.path == "/whoami":
+            body = (self.headers.get("Cookie") or "nobody").encode()
         self.send_response(status)
+        if self.path == "/login":
+            self.send_header("Set-Cookie", "session_id=first-shopper; Path=/")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -438,9 +443,19 @@ def upstream() -> Iterator[tuple[str, int]]:
         server.server_close()
 
 
-def test_draining_lets_in_flight_requests_finish_and_health_is_measured(
+@dataclass
+class DirectAlb:
+    """An ALB made through the ELBv2 API alone, forwarding to the test's upstream."""
+
+    client: httpx.Client  # sends the ALB's Host: several ALBs share the data plane's port
+    group_arn: str
+    target: list[dict[str, Any]]
+
+
+@pytest.fixture
+def direct_alb(
     elb: Any, aws_env: dict[str, str], dataplane: DataPlaneProcess, upstream: tuple[str, int]
-) -> None:
+) -> Iterator[DirectAlb]:
     ec2 = boto3.client(
         "ec2",
         endpoint_url=aws_env["AWS_ENDPOINT_URL"],
@@ -449,9 +464,9 @@ def test_draining_lets_in_flight_requests_finish_and_health_is_measured(
         aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
     )
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if s.get("DefaultForAz")][:2]
-    lb = elb.create_load_balancer(Name="drain-test", Subnets=subnets, Type="application")["LoadBalancers"][0]
+    lb = elb.create_load_balancer(Name="direct-test", Subnets=subnets, Type="application")["LoadBalancers"][0]
     group = elb.create_target_group(
-        Name="drain-test",
+        Name="direct-test",
         Protocol="HTTP",
         Port=upstream[1],
         VpcId=lb["VpcId"],
@@ -468,36 +483,51 @@ def test_draining_lets_in_flight_requests_finish_and_health_is_measured(
     )["Listeners"][0]
     target = [{"Id": upstream[0], "Port": upstream[1]}]
     elb.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=target)
-    host = {"Host": lb["DNSName"]}  # several ALBs share the data plane's port: the Host picks this one
-    client = httpx.Client(timeout=10, trust_env=False, headers=host)
+    client = httpx.Client(
+        base_url=dataplane.url, timeout=10, trust_env=False, headers={"Host": lb["DNSName"]}
+    )
     try:
-
-        def status(path: str = "/x") -> int:
-            return client.get(f"{dataplane.url}{path}").status_code
-
-        assert poll(lambda: status() == 200), status()
-        slow: list[httpx.Response] = []
-        in_flight = threading.Thread(target=lambda: slow.append(client.get(f"{dataplane.url}/slow")))
-        in_flight.start()
-        time.sleep(0.5)
-        elb.deregister_targets(TargetGroupArn=group["TargetGroupArn"], Targets=target)
-        assert poll(lambda: status() == 503, within=5)  # no new request goes to a deregistered target
-        draining = httpx.get(f"{dataplane.admin}/targets", timeout=5).json()["draining"]
-        assert in_flight.is_alive(), "the slow request ended before the target was drained"
-        assert draining == [f"{upstream[0]}:{upstream[1]}"]
-        in_flight.join(10)
-        assert [(r.status_code, r.text) for r in slow] == [(200, "/slow from upstream")]
-
-        elb.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=target)
-        assert poll(lambda: status() == 200)
-        _Upstream.healthy = False  # the emulator still says healthy: the data plane measures it
-        assert poll(lambda: status() == 503, within=10)
-        health = elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])
-        assert health["TargetHealthDescriptions"][0]["TargetHealth"]["State"] == "healthy"
-        _Upstream.healthy = True
-        assert poll(lambda: status() == 200, within=10)
+        assert poll(lambda: client.get("/x").status_code == 200), client.get("/x")
+        yield DirectAlb(client, group["TargetGroupArn"], target)
     finally:
         client.close()
         elb.delete_listener(ListenerArn=listener["ListenerArn"])
         elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
         elb.delete_target_group(TargetGroupArn=group["TargetGroupArn"])
+
+
+def test_draining_lets_in_flight_requests_finish_and_health_is_measured(
+    elb: Any, dataplane: DataPlaneProcess, upstream: tuple[str, int], direct_alb: DirectAlb
+) -> None:
+    client, group_arn, target = direct_alb.client, direct_alb.group_arn, direct_alb.target
+
+    def status(path: str = "/x") -> int:
+        return client.get(path).status_code
+
+    slow: list[httpx.Response] = []
+    in_flight = threading.Thread(target=lambda: slow.append(client.get("/slow")))
+    in_flight.start()
+    time.sleep(0.5)
+    elb.deregister_targets(TargetGroupArn=group_arn, Targets=target)
+    assert poll(lambda: status() == 503, within=5)  # no new request goes to a deregistered target
+    draining = httpx.get(f"{dataplane.admin}/targets", timeout=5).json()["draining"]
+    assert in_flight.is_alive(), "the slow request ended before the target was drained"
+    assert draining == [f"{upstream[0]}:{upstream[1]}"]
+    in_flight.join(10)
+    assert [(r.status_code, r.text) for r in slow] == [(200, "/slow from upstream")]
+
+    elb.register_targets(TargetGroupArn=group_arn, Targets=target)
+    assert poll(lambda: status() == 200)
+    _Upstream.healthy = False  # the emulator still says healthy: the data plane measures it
+    assert poll(lambda: status() == 503, within=10)
+    health = elb.describe_target_health(TargetGroupArn=group_arn)
+    assert health["TargetHealthDescriptions"][0]["TargetHealth"]["State"] == "healthy"
+    _Upstream.healthy = True
+    assert poll(lambda: status() == 200, within=10)
+
+
+def test_a_cookie_a_target_sets_for_one_client_never_reaches_another(direct_alb: DirectAlb) -> None:
+    first = direct_alb.client.get("/login")
+    assert first.headers["set-cookie"].startswith("session_id=first-shopper")
+    stranger = httpx.get(str(direct_alb.client.base_url.join("/whoami")), headers=direct_alb.client.headers)
+    assert stranger.text == "nobody"
