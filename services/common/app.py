@@ -166,7 +166,8 @@ def flags() -> FeatureFlags:
 
 async def _run_check(check: ReadinessCheck) -> str:
     try:
-        await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            await check()
     except TimeoutError:
         return f"timed out after {READINESS_TIMEOUT_SECONDS}s"
     except Exception as err:  # noqa: BLE001 - any failure means not ready, reported as text

@@ -115,10 +115,8 @@ class Publisher:
         if self._producer is None:
             raise KafkaUnavailable("not connected to Kafka yet")
         try:
-            await asyncio.wait_for(
-                self._producer.send_and_wait(topic, value, key=key.encode(), headers=list(headers)),
-                PUBLISH_TIMEOUT_SECONDS,
-            )
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                await self._producer.send_and_wait(topic, value, key=key.encode(), headers=list(headers))
         except TimeoutError:
             raise KafkaUnavailable(
                 f"publish to {topic} timed out after {PUBLISH_TIMEOUT_SECONDS:.0f}s"

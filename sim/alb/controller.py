@@ -63,7 +63,8 @@ class AlbController(Controller):
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.period)
+                async with asyncio.timeout(self.period):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.sync_once()

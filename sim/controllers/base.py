@@ -59,7 +59,8 @@ class Controller:
         while True:
             if self.period > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.period)
+                    async with asyncio.timeout(self.period):
+                        await self._wake.wait()
             else:
                 await self._wake.wait()
             self._wake.clear()

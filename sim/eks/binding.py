@@ -109,7 +109,8 @@ class EksBinding:
                     break
                 poll.result()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(stopping), POLL_SECONDS)
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await asyncio.shield(stopping)
         finally:
             stopping.cancel()
             await self.stop_all()

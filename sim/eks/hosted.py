@@ -172,7 +172,8 @@ class HostedCluster:
         self._shutdown.set()
         if self._server is not None:
             try:
-                await asyncio.wait_for(self._server, STOP_TIMEOUT_SECONDS)
+                async with asyncio.timeout(STOP_TIMEOUT_SECONDS):
+                    await self._server
             except Exception:  # the server is gone either way; its pods were stopped by its shutdown
                 log.exception("stopping the API server of %s", self.name)
         if self.cluster.agent is not None:

@@ -275,8 +275,9 @@ class PortForwardSession:
             log.debug("port-forward %s: %s", port_text, err)
         finally:
             await self._end(stream, "")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(upstream), HALF_CLOSE_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HALF_CLOSE_SECONDS):
+                    await asyncio.shield(upstream)
             upstream.cancel()
             writer.close()
             self._writers.discard(writer)

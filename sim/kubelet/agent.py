@@ -590,7 +590,8 @@ class NodeAgent:
     async def open_port(self, pod: Obj, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A TCP connection to `port` on the pod's address (what port-forward copies to)."""
         running = self._runtime(pod)
-        return await asyncio.wait_for(asyncio.open_connection(running.ip, port), CONNECT_SECONDS)
+        async with asyncio.timeout(CONNECT_SECONDS):
+            return await asyncio.open_connection(running.ip, port)
 
     def metrics(self) -> list[dict[str, Any]]:
         return [item for kubelet in self.kubelets.values() for item in kubelet.metrics()]

@@ -152,7 +152,8 @@ class Container:
     async def _sleep(self, seconds: float) -> None:
         """Sleep, cut short by stop()."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
     def _prepare(self) -> Launch:
         """Resolve the image and compute argv, env and working dir (blocking: unpacks on first use)."""
@@ -343,8 +344,8 @@ class Container:
         launch = self.launch
         if self.spec.pre_stop is not None and launch is not None and process.returncode is None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    run_handler(
+                async with asyncio.timeout(grace):
+                    await run_handler(
                         self.spec.pre_stop,
                         self.spec,
                         self.pod_ip,
@@ -352,14 +353,13 @@ class Container:
                         launch.cwd,
                         grace,
                         launch.runspec.rewrite_argv,
-                    ),
-                    grace,
-                )
+                    )
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), max(0.0, deadline - loop.time()))
+            async with asyncio.timeout_at(deadline):
+                await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)

@@ -57,7 +57,8 @@ async def _http(handler: Handler, host: str, port: int, seconds: float) -> tuple
 
 async def _tcp(host: str, port: int, seconds: float) -> tuple[bool, str]:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), seconds)
+        async with asyncio.timeout(seconds):
+            _, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError) as err:
         return False, f"dial tcp {host}:{port}: {err}"
     writer.close()
@@ -81,7 +82,8 @@ async def _exec(argv: list[str], env: Mapping[str, str], cwd: Path, seconds: flo
     except OSError as err:
         return False, f"exec {argv[:1]}: {err}"
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), seconds)
+        async with asyncio.timeout(seconds):
+            output, _ = await process.communicate()
     except TimeoutError:
         return False, f"command {argv!r} timed out after {seconds:g}s"
     finally:

@@ -122,7 +122,8 @@ class Listener:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         for backend in self.pick():
             try:
-                upstream = await asyncio.wait_for(asyncio.open_connection(*backend), CONNECT_TIMEOUT)
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    upstream = await asyncio.open_connection(*backend)
                 break
             except (OSError, TimeoutError) as err:
                 log.info("%s: endpoint %s:%d unreachable: %s", self.service, *backend, err)
