@@ -1,4 +1,5 @@
-"""Run one probe or hook handler against a container: httpGet, tcpSocket or exec, with a timeout."""
+"""Run one probe or hook handler against a container: httpGet, tcpSocket, exec or (a hook) sleep, with a
+timeout."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ async def run_handler(
     `rewrite` translates an exec command written for the image (its `python`, its paths) for the host.
     """
     try:
+        if handler.sleep_seconds is not None:
+            await asyncio.sleep(handler.sleep_seconds)
+            return True, ""
         if handler.exec_command is not None:
             return await _exec(rewrite(handler.exec_command), env, cwd, seconds)
         port = container.port_number(handler.port)

@@ -29,9 +29,10 @@ class ConfigSource(Protocol):
 
 @dataclass(frozen=True)
 class Handler:
-    """What a probe or a preStop hook does: one of exec, httpGet, tcpSocket."""
+    """What a probe or a preStop hook does: one of exec, httpGet, tcpSocket (or, for a hook, sleep)."""
 
     exec_command: list[str] | None = None
+    sleep_seconds: float | None = None
     http_path: str | None = None
     http_scheme: str = "HTTP"
     http_headers: dict[str, str] = field(default_factory=dict)
@@ -55,7 +56,9 @@ class Handler:
             )
         if "tcpSocket" in data:
             return cls(tcp=True, host=data["tcpSocket"].get("host"), port=data["tcpSocket"].get("port"))
-        raise ConfigError(f"handler needs exec, httpGet or tcpSocket: {dict(data)}")
+        if "sleep" in data:
+            return cls(sleep_seconds=float(data["sleep"].get("seconds") or 0))
+        raise ConfigError(f"handler needs exec, httpGet, tcpSocket or sleep: {dict(data)}")
 
 
 @dataclass(frozen=True)

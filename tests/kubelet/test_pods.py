@@ -178,6 +178,27 @@ async def test_stop_runs_pre_stop_then_sigterm_within_the_grace_period(
     assert runtime.status()["phase"] in ("Succeeded", "Running", "Failed")
 
 
+async def test_a_pre_stop_sleep_keeps_the_container_serving_before_sigterm(
+    running: list[PodRuntime], kubelet: KubeletConfig, pod_ip: str, payment_image: BuiltImage
+) -> None:
+    manifest = pod(
+        payment_image.reference,
+        grace=8,
+        readinessProbe=READY_PROBE,
+        lifecycle={"preStop": {"sleep": {"seconds": 2}}},
+    )
+    runtime = await start(running, manifest, pod_ip, kubelet)
+    await wait_until(runtime, ready)
+    began = time.monotonic()
+    stopping = asyncio.create_task(runtime.stop())
+    await asyncio.sleep(1)
+    assert not stopping.done()
+    assert await get(f"http://{pod_ip}:8080/healthz") == 200  # still serving while it sleeps
+    await stopping
+    assert 2 <= time.monotonic() - began < 8
+    assert container(runtime.status())["state"]["terminated"]["exitCode"] == 0
+
+
 async def test_a_container_that_ignores_sigterm_is_killed_after_the_grace_period(
     running: list[PodRuntime], kubelet: KubeletConfig, pod_ip: str, payment_image: BuiltImage
 ) -> None:
