@@ -133,11 +133,12 @@ def decode_traces(body: bytes, fmt: WireFormat) -> Decoded[Span]:
     rejected = 0
     for resource_spans in request.resource_spans:
         service = _service(resource_spans.resource)
+        resource = attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 valid_parent = not span.parent_span_id or _is_span_id(span.parent_span_id)
                 if _is_trace_id(span.trace_id) and _is_span_id(span.span_id) and valid_parent:
-                    spans.append(_span(span, service, scope_spans.scope.name))
+                    spans.append(_span(span, service, scope_spans.scope.name, resource))
                 else:
                     rejected += 1
     return Decoded(spans, rejected, _rejection(rejected, "spans"))
@@ -309,7 +310,7 @@ def _rejection(rejected: int, what: str) -> str:
     return f"{rejected} {what} rejected: trace ids must be 16 non-zero bytes and span ids 8"
 
 
-def _span(span: trace_pb2.Span, service: str, scope: str) -> Span:
+def _span(span: trace_pb2.Span, service: str, scope: str, resource: Attributes) -> Span:
     kind = SPAN_KINDS[span.kind - 1] if 1 <= span.kind <= len(SPAN_KINDS) else "INTERNAL"
     code = STATUS_CODES[span.status.code] if 0 <= span.status.code < len(STATUS_CODES) else "UNSET"
     return Span(
@@ -329,6 +330,7 @@ def _span(span: trace_pb2.Span, service: str, scope: str) -> Span:
             for link in span.links
         ),
         scope=scope,
+        resource=resource,
     )
 
 

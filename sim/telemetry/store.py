@@ -70,6 +70,8 @@ class Span:
     events: tuple[SpanEvent, ...] = ()
     links: tuple[SpanLink, ...] = ()
     scope: str = ""
+    #: the exporting process's resource attributes (`k8s.pod.name` tells the replica that made the span)
+    resource: Attributes = field(default_factory=dict)
 
     @property
     def duration_ns(self) -> int:

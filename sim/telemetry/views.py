@@ -57,6 +57,7 @@ def span_json(span: Span) -> JsonObject:
             for link in span.links
         ],
         "scope": span.scope,
+        "resource": span.resource,
     }
 
 
@@ -82,6 +83,7 @@ def span_from_json(document: JsonObject) -> Span:
             for link in document.get("links", ())
         ),
         scope=document.get("scope", ""),
+        resource=document.get("resource", {}),
     )
 
 

@@ -157,6 +157,24 @@ def test_a_root_span_has_no_parent_and_a_resource_without_a_name_is_unknown_serv
     assert got.service == "unknown_service"
 
 
+def test_a_span_keeps_its_resource_so_the_replica_that_made_it_is_known() -> None:
+    request = ExportTraceServiceRequest(
+        resource_spans=[
+            trace_pb2.ResourceSpans(
+                resource=Resource(
+                    attributes=[
+                        kv("service.name", AnyValue(string_value="cart")),
+                        kv("k8s.pod.name", AnyValue(string_value="cart-7d9f-abcde")),
+                    ]
+                ),
+                scope_spans=[trace_pb2.ScopeSpans(spans=[proto_span()])],
+            )
+        ]
+    )
+    [got] = otlp.decode_traces(request.SerializeToString(), "protobuf").records
+    assert got.resource == {"service.name": "cart", "k8s.pod.name": "cart-7d9f-abcde"}
+
+
 def test_otlp_json_ids_are_read_as_hex_not_base64() -> None:
     link = {"traceId": LINKED_TRACE_ID, "spanId": SPAN_ID}
     [got] = otlp.decode_traces(json_traces(json_span(links=[link])), "json").records
