@@ -69,6 +69,7 @@ class ServiceApp(Quart):
         self.settings = settings
         self.flags = FeatureFlags.from_file(settings.flags_file, name)
         self.readiness_checks: dict[str, ReadinessCheck] = {}
+        self._ready: bool | None = None
         self._resources = AsyncExitStack()
 
         setup_telemetry(name, settings.log_level)
@@ -147,12 +148,24 @@ class ServiceApp(Quart):
             results = await asyncio.gather(*(_run_check(check) for check in self.readiness_checks.values()))
             checks = dict(zip(self.readiness_checks, results, strict=True))
             ready = all(result == "ok" for result in checks.values())
+            self._log_readiness(ready, checks)
             return {"status": "ready" if ready else "unready", "checks": checks}, 200 if ready else 503
 
         @self.get("/metrics")
         @hide
         async def metrics() -> Response:
             return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    def _log_readiness(self, ready: bool, checks: dict[str, str]) -> None:
+        """Log each change of readiness (probes are not traced, so this is how telemetry sees one)."""
+        if ready == self._ready:
+            return
+        self._ready = ready
+        if ready:
+            log.info("ready to take traffic")
+        else:
+            failing = {name: result for name, result in checks.items() if result != "ok"}
+            log.warning("not ready to take traffic: %s", failing)
 
 
 def service_app() -> ServiceApp:
