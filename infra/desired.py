@@ -85,8 +85,9 @@ def model_config(settings: Settings, overrides: Mapping[str, Any]) -> ModelConfi
             account: f"arn:aws:iam::{settings.account_id}:role/{settings.project}-{account}"
             for account in ("cart", "accounting", "aws-load-balancer-controller")
         },
-        aws_endpoint_url=settings.aws_endpoint_url,
+        aws_endpoint_url=settings.cluster_aws_endpoint_url or settings.aws_endpoint_url,
         aws_credentials=settings.static_credentials,
+        prometheus=settings.prometheus,
     )
 
 

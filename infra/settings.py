@@ -50,6 +50,9 @@ class Settings(BaseModel):
     region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     #: the AWS emulator's endpoint (local and kind stages); None for real AWS
     aws_endpoint_url: str | None = None
+    #: the emulator's endpoint as the pods reach it, where that differs from the deploy's (kind: the
+    #: emulator container's name on kind's network); None: `aws_endpoint_url`
+    cluster_aws_endpoint_url: str | None = None
     #: the emulator's fixed access key and secret; None for the standard AWS credential chain
     static_credentials: tuple[str, str] | None = None
     availability_zones: tuple[str, str, str] | None = None
@@ -83,6 +86,9 @@ class Settings(BaseModel):
     break_lock: bool = False
     rollout_timeout_seconds: float = Field(default=300, gt=0)
     flags: dict[str, bool | float] = Field(default_factory=dict)
+    #: run Prometheus in the cluster; the local inventory turns it off where its stand-in, the
+    #: `prometheus` binary, is not installed
+    prometheus: bool = True
     replicas: dict[str, int] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ either target can override with a file of settings (`SHOPSTACK_SETTINGS=path.tom
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -22,6 +23,10 @@ from sim.cloudstate import read_state
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's account
 LOCAL_CLOUD_TIMEOUT_SECONDS = 180
+PROMETHEUS_MISSING = (
+    "inventory/local.py: no `prometheus` binary here, so the shop is deployed without Prometheus "
+    "(apt-get install prometheus to have it)"
+)
 
 
 class TargetError(Exception):
@@ -59,18 +64,56 @@ def local_cloud(state_dir: Path, env: Mapping[str, str] = os.environ) -> dict[st
         raise TargetError(
             f"the local cloud in {state_dir} has no AWS emulator: `python -m sim down`, then retry"
         )
-    config = CloudConfig(state_dir)
-    project = settings_file(env).get("project", "shopstack")
+    return local_host_data(state_dir, aws.address, env)
+
+
+def local_host_data(state_dir: Path, aws_endpoint: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """The local inventory's host data for the cloud in `state_dir` whose AWS emulator is `aws_endpoint`.
+    Prometheus is deployed only where its stand-in, the `prometheus` binary, is on `$PATH` (a settings
+    file may say otherwise); without it the run says so in one line."""
+    settings = settings_file(env)
+    project = settings.get("project", "shopstack")
+    prometheus = settings.get("prometheus", shutil.which("prometheus", path=env.get("PATH")) is not None)
+    if not prometheus and "prometheus" not in settings:
+        print(PROMETHEUS_MISSING, file=sys.stderr)
     return {
         "stage": "local",
         "account_id": LOCAL_ACCOUNT_ID,
-        "aws_endpoint_url": aws.address,
+        "aws_endpoint_url": aws_endpoint,
         "static_credentials": [CREDENTIALS["AWS_ACCESS_KEY_ID"], CREDENTIALS["AWS_SECRET_ACCESS_KEY"]],
         "state_bucket_tls_only": False,
         "image_publisher": "local-store",
-        "image_store": str(config.image_store.resolve()),
+        "image_store": str(CloudConfig(state_dir).image_store.resolve()),
         "kube_access": "kubeconfig",
         "kubeconfig": str((state_dir / "eks" / "kubeconfig" / project).resolve()),
+        **settings,
+        "prometheus": prometheus,
+    }
+
+
+def kind_cluster(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Host data for a kind cluster beside an AWS emulator container (what `tox -e kind` starts):
+    SHOPSTACK_KIND_KUBECONFIG is the cluster's kubeconfig, SHOPSTACK_KIND_AWS_ENDPOINT the emulator as
+    the deploy reaches it, SHOPSTACK_KIND_CLUSTER_AWS_ENDPOINT as the pods reach it (on kind's network).
+    The images are loaded into the nodes before the deploy, which records them in the emulator's ECR
+    from SHOPSTACK_KIND_IMAGE_STORE (a scratch image store)."""
+    names = {
+        "kubeconfig": "SHOPSTACK_KIND_KUBECONFIG",
+        "aws_endpoint_url": "SHOPSTACK_KIND_AWS_ENDPOINT",
+        "cluster_aws_endpoint_url": "SHOPSTACK_KIND_CLUSTER_AWS_ENDPOINT",
+        "image_store": "SHOPSTACK_KIND_IMAGE_STORE",
+    }
+    missing = [variable for variable in names.values() if not env.get(variable)]
+    if missing:
+        raise TargetError(f"set {', '.join(missing)} (`tox -e kind` does, for the cluster it starts)")
+    return {
+        "stage": "kind",
+        "account_id": LOCAL_ACCOUNT_ID,
+        "static_credentials": [CREDENTIALS["AWS_ACCESS_KEY_ID"], CREDENTIALS["AWS_SECRET_ACCESS_KEY"]],
+        "state_bucket_tls_only": False,
+        "image_publisher": "local-store",
+        "kube_access": "kubeconfig",
+        **{key: env[variable] for key, variable in names.items()},
         **settings_file(env),
     }
 

@@ -45,6 +45,8 @@ class ModelConfig:
     #: the Name tag of the cluster's VPC: the load balancer controller finds the VPC by it (an id is not
     #: known before the VPC exists, and the model is rendered when the deploy is planned)
     vpc_name: str = "shopstack-vpc"
+    #: run Prometheus in the cluster (the local cloud can only where the `prometheus` binary is installed)
+    prometheus: bool = True
 
     def __post_init__(self) -> None:
         if self.stage not in ("local", "aws"):

@@ -75,4 +75,5 @@ def network_policies(config: ModelConfig) -> list[Obj]:
         "metadata": common.metadata(config, DEFAULT_DENY, DEFAULT_DENY),
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
     }
-    return [deny, *(policy(config, component) for component in CALLERS)]
+    components = [c for c in CALLERS if c != PROMETHEUS or config.prometheus]
+    return [deny, *(policy(config, component) for component in components)]

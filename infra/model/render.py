@@ -88,7 +88,8 @@ def render(config: ModelConfig) -> list[Obj]:
         objects += service_objects(config, row, config.images[row.name], replicas)
     objects += kafka_objects(config)
     objects += collector_objects(config)
-    objects += prometheus_objects(config)
+    if config.prometheus:
+        objects += prometheus_objects(config)
     objects += grafana_objects(config)
     if config.stage == "aws":
         objects += load_balancer_controller.controller_objects(config)

@@ -27,6 +27,10 @@ TIER = "shop"
 MAX_REPLICAS = 4
 CPU_TARGET_PERCENT = 70
 OTLP_ENDPOINT = "http://otel-collector:4318"
+#: how long a pod that takes traffic keeps serving once it is told to stop, before its SIGTERM: long enough
+#: for its address to leave every Service's endpoints and the ALB's target group (the AWS Load Balancer
+#: Controller deregisters it only after the pod is marked terminating), so no new request meets a closed port
+DRAIN_SECONDS = 10
 KAFKA_BOOTSTRAP = "kafka:9092"
 
 
@@ -43,10 +47,6 @@ def service_env(config: ModelConfig, row: ServiceRow) -> dict[str, str]:
         "OTEL_SERVICE_NAME": row.name,
         "OTEL_EXPORTER_OTLP_ENDPOINT": OTLP_ENDPOINT,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_RESOURCE_ATTRIBUTES": (
-            f"service.namespace={config.project},deployment.environment={config.stage},"
-            f"k8s.namespace.name={config.namespace},k8s.cluster.name={config.cluster_name}"
-        ),
     }
     env |= {f"{_env_name(peer)}_URL": f"http://{peer}:{HTTP_PORT}" for peer in row.peers}
     env |= dict(row.extra_env)
@@ -94,24 +94,47 @@ def credentials_secret(config: ModelConfig) -> Obj | None:
     }
 
 
+def pod_env(config: ModelConfig) -> list[Obj]:
+    """The variables that differ by pod: the pod and node names (downward API), and the resource
+    attributes that carry them, so that every span and metric names the replica that made it."""
+    resource = (
+        f"service.namespace={config.project},deployment.environment={config.stage},"
+        f"k8s.namespace.name={config.namespace},k8s.cluster.name={config.cluster_name},"
+        "k8s.pod.name=$(K8S_POD_NAME),k8s.node.name=$(K8S_NODE_NAME)"
+    )
+    return [
+        _field_env("K8S_POD_NAME", "metadata.name"),
+        _field_env("K8S_NODE_NAME", "spec.nodeName"),
+        {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": resource},
+    ]
+
+
+def _field_env(name: str, path: str) -> Obj:
+    return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
+
+
 def _container(config: ModelConfig, row: ServiceRow, image: str) -> Obj:
     env_from: list[Obj] = [{"configMapRef": {"name": f"{row.name}-config"}}]
     if row.table and config.aws_credentials is not None:
         env_from.append({"secretRef": {"name": CREDENTIALS_SECRET}})
     tmp_mount = common.tmp_volume()[1]
     size = row.size
-    return {
+    container: Obj = {
         "name": row.name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "envFrom": env_from,
+        "env": pod_env(config),
         "resources": common.resources(size.cpu, size.memory, size.cpu_limit, size.memory_limit),
         "readinessProbe": common.http_probe("/readyz", "http", period=5, failures=3),
         "livenessProbe": common.http_probe("/healthz", "http", period=10, failures=3, delay=10),
         "securityContext": common.container_security(),
         "volumeMounts": [tmp_mount, {"name": "flags", "mountPath": FLAGS_DIR, "readOnly": True}],
     }
+    if row.callers:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}}
+    return container
 
 
 def deployment(config: ModelConfig, row: ServiceRow, image: str, replicas: int, env: dict[str, str]) -> Obj:

@@ -21,6 +21,7 @@ from infra.model import (
     render,
 )
 from infra.model.common import CHECKSUM_ANNOTATION, NAME_LABEL
+from sim.kubelet.spec import expand
 from tests.unit.model_configs import AWS, LOCAL, STAGES, find, render_with
 
 CLUSTER_SCOPED = {
@@ -97,6 +98,33 @@ def test_shop_pods_run_as_the_image_user_with_tmp_and_flags_mounted() -> None:
         assert config["FLAGS_FILE"] == "/etc/shopstack/flags/flags.json"
         assert spec["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
         assert spec["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+def test_shop_telemetry_names_the_pod_and_node_that_made_it() -> None:
+    for name in SERVICE_NAMES:
+        container = find(render(LOCAL), "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        env = {item["name"]: item for item in container["env"]}
+        assert env["K8S_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        assert env["K8S_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+        resolved = expand(
+            env["OTEL_RESOURCE_ATTRIBUTES"]["value"], {"K8S_POD_NAME": "pod-a", "K8S_NODE_NAME": "node-b"}
+        )
+        attributes = dict(pair.split("=", 1) for pair in resolved.split(","))
+        assert attributes["k8s.pod.name"] == "pod-a"
+        assert attributes["k8s.node.name"] == "node-b"
+        assert attributes["deployment.environment"] == "local"
+
+
+def test_services_that_take_traffic_keep_serving_a_while_after_they_are_told_to_stop() -> None:
+    objects = render(LOCAL)
+    for row in SERVICES:
+        spec = find(objects, "Deployment", row.name)["spec"]["template"]["spec"]
+        lifecycle = spec["containers"][0].get("lifecycle")
+        if not row.callers:
+            assert lifecycle is None, f"{row.name} takes no traffic and need not wait"
+            continue
+        drain = lifecycle["preStop"]["sleep"]["seconds"]
+        assert 5 <= drain < spec["terminationGracePeriodSeconds"], row.name
 
 
 def test_every_workload_has_probes_requests_and_limits(objects: list[dict[str, Any]]) -> None:
@@ -194,6 +222,16 @@ def test_the_aws_stage_has_the_load_balancer_controller_and_the_local_stage_does
     account = find(aws, "ServiceAccount", "aws-load-balancer-controller")
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("shopstack-lbc")
     assert not [o for o in local if o["metadata"]["name"] == "aws-load-balancer-controller"]
+
+
+def test_without_prometheus_nothing_of_it_is_rendered_and_the_rest_still_validates() -> None:
+    objects = render_with(LOCAL, prometheus=False)
+    assert not [o for o in objects if o["metadata"]["labels"][NAME_LABEL] == "prometheus"]
+    assert "allow-prometheus" not in {o["metadata"]["name"] for o in objects if o["kind"] == "NetworkPolicy"}
+    assert len(objects) < len(render(LOCAL))
+    find(objects, "Deployment", "grafana")
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.30.0", strict=True)
 
 
 def test_irsa_roles_in_aws_and_emulator_credentials_locally() -> None:
