@@ -47,6 +47,8 @@ def service_env(config: ModelConfig, row: ServiceRow) -> dict[str, str]:
         "OTEL_SERVICE_NAME": row.name,
         "OTEL_EXPORTER_OTLP_ENDPOINT": OTLP_ENDPOINT,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        # as often as Prometheus scrapes (the SDK's default is a minute)
+        "OTEL_METRIC_EXPORT_INTERVAL": "15000",
     }
     env |= {f"{_env_name(peer)}_URL": f"http://{peer}:{HTTP_PORT}" for peer in row.peers}
     env |= dict(row.extra_env)
