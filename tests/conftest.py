@@ -21,7 +21,7 @@ from sim.telemetry.client import TelemetryQuery
 from tests.support.images import BuildFailed, build_images
 from tests.support.shop import FlagsFile, Shop, create_tables
 
-pytest_plugins = ["sim.pytest_plugin"]
+pytest_plugins = ["sim.pytest_plugin", "tests.integration.plugin"]
 
 HOST = "127.0.0.1"
 ORDERS_PARTITIONS = 3

@@ -21,3 +21,13 @@ def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"not seen within {timeout:.0f}s: {what or probe}")
         time.sleep(interval)
+
+
+def until(attempt: Callable[[], T], accept: Callable[[T], bool], timeout: float = 30.0, what: str = "") -> T:
+    """Repeat `attempt` until `accept` holds for its result, for at most `timeout` seconds; that result."""
+
+    def accepted() -> T | None:
+        result = attempt()
+        return result if accept(result) else None
+
+    return eventually(accepted, timeout=timeout, what=what)

@@ -1,5 +1,5 @@
-"""A shopper buys a telescope in a real headless Chromium, through frontend-proxy, with every service
-of the shop behind it: home -> product page -> add to cart -> cart -> checkout form -> confirmation."""
+"""A shopper buys a telescope in a real headless Chromium, through the stage's ALB, with every service of
+the shop behind it: home -> product page -> add to cart -> cart -> checkout form -> confirmation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Response, expect, sync_playwright
 
-from tests.support.shop import Shop
+from tests.integration.stages import Stage
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,9 +32,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def storefront(shop: Shop) -> str:
-    shop.ensure("frontend-proxy")
-    return shop.url("frontend-proxy")
+def storefront(stage: Stage) -> str:
+    return stage.shop_url
 
 
 @pytest.fixture

@@ -1,0 +1,93 @@
+"""pytest options and reporting of the stage the integration suite runs against.
+
+    pytest tests/integration                     # the local stage: up, build, deploy, suite, down
+    pytest tests/integration --keep              # ... and leave the shop running; print its URLs
+    pytest tests/integration --stage aws         # a real AWS account (see stages/aws.py)
+    pytest tests/integration --stage kind        # kind and an AWS emulator container (needs Docker)
+
+The run ends with the time each phase took (also written to `<logs>/phases.json`). SIGTERM is turned
+into an interrupt, so that a run stopped by tox or CI still takes its stage down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from types import FrameType
+
+import pytest
+from rich.console import Console
+
+from tests.integration.stages import aws, kind
+from tests.integration.stages.base import Stage
+
+STAGES = ("local", "aws", "kind")
+stage_key = pytest.StashKey[Stage]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("shopstack", "the stage the integration suite runs against")
+    group.addoption(
+        "--stage",
+        choices=STAGES,
+        default=os.environ.get("SHOPSTACK_STAGE", "local"),
+        help="where the shop is deployed and tested (default: $SHOPSTACK_STAGE or local)",
+    )
+    group.addoption("--keep", action="store_true", help="leave the deployed shop running and print its URLs")
+    group.addoption(
+        "--teardown",
+        action="store_true",
+        help="aws: remove everything the deploy made after the suite (teardown.py)",
+    )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    config.addinivalue_line(
+        "markers", "disruptive: disturbs the stage (kills pods, drains nodes); runs after the other tests"
+    )
+    if config.getoption("stage") == "aws":
+        problem = aws.preflight()
+        if problem:
+            raise pytest.UsageError(problem)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The kind stage where it cannot run: skipped as a whole, with one line saying why."""
+    if session.config.getoption("stage") == "kind":
+        problem = kind.preflight()
+        if problem:
+            pytest.exit(f"skipped: {problem}", returncode=pytest.ExitCode.OK)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Disruptive tests last, so that every other test meets the stage as the deploy left it."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    stage = config.stash.get(stage_key, None)
+    if stage is None:
+        return
+    console = Console(file=terminalreporter._tw._file, soft_wrap=True)  # the terminal pytest writes to
+    phases = stage.phases.as_dict()
+    split = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
+    console.print(f"[bold]{stage.name} stage[/bold]: {split}")
+    logs = getattr(stage, "logs", None)
+    if logs is not None:
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / "phases.json").write_text(json.dumps(phases, indent=2) + "\n")
+    if stage.keep:
+        try:
+            urls = stage.urls()
+        except Exception as err:  # noqa: BLE001 - the summary must not hide the run's own result
+            console.print(f"the shop was kept running, but its URLs could not be read: {err}")
+            return
+        console.print("[bold]The shop keeps running:[/bold]")
+        for name, url in urls.items():
+            console.print(f"  {name:<16} {url}")

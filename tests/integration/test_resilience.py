@@ -1,0 +1,208 @@
+"""Faults carried out through the stage's own Kubernetes and AWS APIs while shoppers keep checking out:
+a killed pod of every service is replaced with no failed checkout; a node drained by lowering the node
+group's desired size moves its pods within their disruption budgets (those one node has no room for wait,
+unschedulable, until the node group grows again); a restarted Kafka broker loses no order.
+
+These tests disturb the stage, so they run after every other test of the suite (see plugin.py), and each
+leaves the stage as the deploy declared it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from lightkube.resources.apps_v1 import Deployment, StatefulSet
+from lightkube.resources.core_v1 import Node, Pod
+from lightkube.resources.policy_v1 import PodDisruptionBudget
+
+from infra.aws.eks import node_group_name
+from infra.model import SERVICE_NAMES
+from tests.integration.load import CheckoutLoad
+from tests.integration.observe import ready, service_pods, workload_available
+from tests.integration.stages import Stage
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.disruptive
+
+REPLACED_SECONDS = 180
+DRAIN_SECONDS = 300
+SAMPLE_SECONDS = 0.25
+
+
+def all_available(stage: Stage) -> bool:
+    kube = stage.kube()
+    names = [d.metadata.name for d in kube.list(Deployment, namespace=stage.namespace) if d.metadata]
+    return all(workload_available(stage, Deployment, name) for name in names) and workload_available(
+        stage, StatefulSet, "kafka"
+    )
+
+
+def wait_for_a_settled_stage(stage: Stage) -> None:
+    eventually(
+        lambda: all_available(stage), timeout=REPLACED_SECONDS, interval=1, what="every workload available"
+    )
+
+
+def test_a_killed_pod_of_every_service_is_replaced_with_no_failed_checkout(stage: Stage) -> None:
+    wait_for_a_settled_stage(stage)
+    kube = stage.kube()
+    with CheckoutLoad(stage.shop_url, shoppers=2, max_seconds=900, max_checkouts=3000) as load:
+        eventually(lambda: len(load.placed) >= 3, timeout=60, what="the load's first orders")
+        for service in SERVICE_NAMES:
+            before = {p.metadata.name for p in service_pods(stage, service) if p.metadata}
+            victim = sorted(before)[0]
+            kube.delete(Pod, victim, namespace=stage.namespace)
+
+            def replaced(s: str = service, old: set[str] = before) -> bool:
+                fresh = [p for p in service_pods(stage, s) if p.metadata and p.metadata.name not in old]
+                return (
+                    bool(fresh) and all(ready(p) for p in fresh) and workload_available(stage, Deployment, s)
+                )
+
+            eventually(
+                replaced, timeout=REPLACED_SECONDS, interval=0.5, what=f"{service}'s pod {victim} replaced"
+            )
+        placed_while_killing = len(load.placed)
+    assert load.failures == [], (
+        f"{len(load.failures)} of {load.attempts} checkouts failed: {load.failures[:5]}"
+    )
+    assert placed_while_killing >= len(SERVICE_NAMES), "the load placed too few orders to prove anything"
+
+
+def budgets(stage: Stage) -> list[tuple[str, int, int]]:
+    """Each PodDisruptionBudget's name, healthy pods and the healthy pods it requires."""
+    found = []
+    for pdb in stage.kube().list(PodDisruptionBudget, namespace=stage.namespace):
+        if pdb.metadata and pdb.status:
+            found.append((pdb.metadata.name or "", pdb.status.currentHealthy, pdb.status.desiredHealthy))
+    return found
+
+
+def unschedulable(pod: Pod) -> bool:
+    """Whether the scheduler found no node with room for the pod (what a cluster autoscaler acts on)."""
+    conditions = (pod.status.conditions if pod.status else None) or []
+    return any(
+        c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable" for c in conditions
+    )
+
+
+def scale_node_group(stage: Stage, desired: int) -> None:
+    settings = stage.settings
+    stage.aws("eks").update_nodegroup_config(
+        clusterName=settings.cluster_name,
+        nodegroupName=node_group_name(settings),
+        scalingConfig={"desiredSize": desired},
+    )
+
+
+def test_a_node_drained_through_the_aws_api_moves_its_pods_within_their_disruption_budgets(
+    stage: Stage,
+) -> None:
+    wait_for_a_settled_stage(stage)
+    kube = stage.kube()
+    group = stage.aws("eks").describe_nodegroup(
+        clusterName=stage.settings.cluster_name, nodegroupName=node_group_name(stage.settings)
+    )["nodegroup"]
+    desired = group["scalingConfig"]["desiredSize"]
+    assert desired - 1 >= group["scalingConfig"]["minSize"], "the node group is at its minimum already"
+    nodes = {n.metadata.name for n in kube.list(Node) if n.metadata}
+    pods_on: dict[str, set[str]] = {}
+    for pod in kube.list(Pod, namespace=stage.namespace):
+        if pod.spec and pod.metadata:
+            pods_on.setdefault(pod.spec.nodeName or "", set()).add(pod.metadata.name or "")
+
+    scale_node_group(stage, desired - 1)
+    broken: list[str] = []
+    deadline = time.monotonic() + DRAIN_SECONDS
+    try:
+        while (remaining := {n.metadata.name for n in kube.list(Node) if n.metadata}) == nodes:
+            broken += [
+                f"{name}: {healthy} < {wanted}"
+                for name, healthy, wanted in budgets(stage)
+                if healthy < wanted
+            ]
+            assert time.monotonic() < deadline, f"no node was drained within {DRAIN_SECONDS}s"
+            time.sleep(SAMPLE_SECONDS)
+        [gone] = nodes - remaining
+        assert broken == [], f"disruption budgets broken during the drain: {sorted(set(broken))}"
+        assert pods_on.get(gone), f"the drained node {gone} ran none of the shop's pods"
+        before = set().union(*pods_on.values())
+
+        def replacements() -> list[Pod]:
+            pods = [p for p in kube.list(Pod, namespace=stage.namespace) if p.spec and p.metadata]
+            assert [p.metadata.name for p in pods if p.spec.nodeName == gone] == [], f"pods left on {gone}"
+            return [p for p in pods if p.metadata.name not in before]
+
+        eventually(
+            lambda: any(p.spec.nodeName and ready(p) for p in replacements()),
+            timeout=REPLACED_SECONDS,
+            what="an evicted pod running again on the remaining node",
+        )
+        for pod in replacements():
+            if not pod.spec.nodeName:
+                assert unschedulable(pod), f"{pod.metadata.name} is pending, not for lack of capacity"
+    finally:
+        scale_node_group(stage, desired)
+        eventually(
+            lambda: len(list(kube.list(Node))) == desired,
+            timeout=DRAIN_SECONDS,
+            what=f"{desired} nodes again",
+        )
+        wait_for_a_settled_stage(stage)
+
+
+def stored_orders(stage: Stage, order_ids: list[str]) -> set[str]:
+    dynamodb = stage.aws("dynamodb")
+    table = stage.settings.orders_table
+    found: set[str] = set()
+    for start in range(0, len(order_ids), 100):
+        keys = [{"order_id": {"S": order_id}} for order_id in order_ids[start : start + 100]]
+        response: dict[str, Any] = dynamodb.batch_get_item(
+            RequestItems={table: {"Keys": keys, "ProjectionExpression": "order_id"}}
+        )
+        found |= {item["order_id"]["S"] for item in response["Responses"][table]}
+    return found
+
+
+def reviewed(stage: Stage, order_ids: list[str]) -> set[str]:
+    url = stage.service_url("fraud-detection")
+    with httpx.Client(base_url=url, timeout=10) as client:
+        return {o for o in order_ids if client.get(f"/orders/{o}").status_code == 200}
+
+
+def test_a_restarted_kafka_broker_loses_no_order(stage: Stage) -> None:
+    wait_for_a_settled_stage(stage)
+    kube = stage.kube()
+    [broker] = [
+        p for p in kube.list(Pod, namespace=stage.namespace, labels={"app.kubernetes.io/name": "kafka"})
+    ]
+    assert broker.metadata is not None
+    with CheckoutLoad(stage.shop_url, shoppers=2, max_seconds=300, max_checkouts=1000) as load:
+        eventually(lambda: len(load.placed) >= 5, timeout=60, what="orders before the restart")
+        kube.delete(Pod, broker.metadata.name or "", namespace=stage.namespace)
+
+        def restarted() -> bool:
+            pods = service_pods(stage, "kafka")
+            return any(p.metadata and p.metadata.uid != broker.metadata.uid and ready(p) for p in pods)
+
+        eventually(restarted, timeout=REPLACED_SECONDS, interval=0.5, what="the broker back")
+        after_restart = len(load.placed)
+        eventually(
+            lambda: len(load.placed) >= after_restart + 5, timeout=120, what="orders after the restart"
+        )
+    placed = list(load.placed)
+    eventually(
+        lambda: set(placed) <= stored_orders(stage, placed),
+        timeout=120,
+        interval=1,
+        what=f"all {len(placed)} orders in the orders table",
+    )
+    eventually(
+        lambda: set(placed) <= reviewed(stage, placed),
+        timeout=120,
+        interval=1,
+        what=f"all {len(placed)} orders reviewed by fraud-detection",
+    )
+    wait_for_a_settled_stage(stage)
