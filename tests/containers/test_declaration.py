@@ -76,7 +76,7 @@ def test_a_dependency_group_missing_from_the_lock_fails_with_one_line(project: P
     redeclare(project, "payment", "{ " + PAYMENT.replace('"project"', '"payments"') + " }")
     line = build_error(project)
     assert "image 'payment': dependency group 'payments' is not in uv.lock" in line
-    assert "known: project, deploy, images, lint, sim, test" in line
+    assert "known: project, deploy, images, kind, lint, sim, test" in line
 
 
 @pytest.mark.parametrize(

@@ -277,6 +277,12 @@ def test_a_flag_set_ad_hoc_reaches_the_shop_and_outlives_the_next_deploy(
     assert "unknown flag 'noSuchFlag'" in unknown.output
 
 
+def serving_pods(cloud: LocalCloud, service: str) -> set[str]:
+    """The names of `service`'s pods that are not terminating (those keep serving a while: preStop)."""
+    pods = json.loads(kubectl(cloud, "get", "pods", "-l", f"app.kubernetes.io/name={service}", "-o", "json"))
+    return {p["metadata"]["name"] for p in pods["items"] if not p["metadata"].get("deletionTimestamp")}
+
+
 def test_a_service_scaled_ad_hoc_keeps_its_count_through_the_next_deploy_and_restarts_replace_pods(
     first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud
 ) -> None:
@@ -290,11 +296,10 @@ def test_a_service_scaled_ad_hoc_keeps_its_count_through_the_next_deploy_and_res
     back = pyinfra_cli(env, "infra.ops.scale", "service=accounting", "replicas=1")
     assert back.returncode == 0, back.output[-3000:]
 
-    names = "jsonpath={.items[*].metadata.name}"
-    before = set(kubectl(cloud, "get", "pods", "-l", "app.kubernetes.io/name=payment", "-o", names).split())
+    before = serving_pods(cloud, "payment")
     restarted = pyinfra_cli(env, "infra.ops.restart", "service=payment")
     assert restarted.returncode == 0, restarted.output[-3000:]
-    after = set(kubectl(cloud, "get", "pods", "-l", "app.kubernetes.io/name=payment", "-o", names).split())
+    after = serving_pods(cloud, "payment")
     assert after
     assert not before & after
 
