@@ -100,6 +100,8 @@ def scale_node_group(stage: Stage, desired: int) -> None:
 def test_a_node_drained_through_the_aws_api_moves_its_pods_within_their_disruption_budgets(
     stage: Stage,
 ) -> None:
+    if not stage.nodes_follow_node_group:
+        pytest.skip(f"the {stage.name} stage's nodes do not follow the EKS node group")
     wait_for_a_settled_stage(stage)
     kube = stage.kube()
     group = stage.aws("eks").describe_nodegroup(

@@ -85,6 +85,10 @@ class Stage(abc.ABC):
     name: ClassVar[str]
     #: whether the cluster's network enforces NetworkPolicies (the local cloud's does not)
     enforces_network_policies: ClassVar[bool] = False
+    #: whether the shop's entrance is the ALB the Ingress makes (kind has no load balancer controller)
+    has_alb: ClassVar[bool] = True
+    #: whether the cluster's nodes follow the EKS node group (kind's are its own)
+    nodes_follow_node_group: ClassVar[bool] = True
 
     def __init__(self, console: Console, phases: Phases, logs: Path, keep: bool = False) -> None:
         self.console = console

@@ -136,6 +136,8 @@ def image_archive(layout: Path, name: str, archive: Path) -> Path:
 class KindStage(ForwardedStage):
     name = "kind"
     enforces_network_policies = True  # kindnet enforces NetworkPolicies since kind 0.24
+    has_alb = False
+    nodes_follow_node_group = False
 
     def __init__(self, console: Console, phases: Phases, keep: bool = False) -> None:
         super().__init__(console, phases, LOGS, keep)
