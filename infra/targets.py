@@ -67,6 +67,19 @@ def local_cloud(state_dir: Path, env: Mapping[str, str] = os.environ) -> dict[st
     return local_host_data(state_dir, aws.address, env)
 
 
+def _emulator_data(stage: str) -> dict[str, Any]:
+    """What every target on the AWS emulator shares: its account and fixed credentials, a state bucket
+    reached over plain HTTP, images kept in an image store as well as the emulator's ECR, a kubeconfig."""
+    return {
+        "stage": stage,
+        "account_id": LOCAL_ACCOUNT_ID,
+        "static_credentials": [CREDENTIALS["AWS_ACCESS_KEY_ID"], CREDENTIALS["AWS_SECRET_ACCESS_KEY"]],
+        "state_bucket_tls_only": False,
+        "image_publisher": "local-store",
+        "kube_access": "kubeconfig",
+    }
+
+
 def local_host_data(state_dir: Path, aws_endpoint: str, env: Mapping[str, str]) -> dict[str, Any]:
     """The local inventory's host data for the cloud in `state_dir` whose AWS emulator is `aws_endpoint`.
     Prometheus is deployed only where its stand-in, the `prometheus` binary, is on `$PATH` (a settings
@@ -77,14 +90,9 @@ def local_host_data(state_dir: Path, aws_endpoint: str, env: Mapping[str, str]) 
     if not prometheus and "prometheus" not in settings:
         print(PROMETHEUS_MISSING, file=sys.stderr)
     return {
-        "stage": "local",
-        "account_id": LOCAL_ACCOUNT_ID,
+        **_emulator_data("local"),
         "aws_endpoint_url": aws_endpoint,
-        "static_credentials": [CREDENTIALS["AWS_ACCESS_KEY_ID"], CREDENTIALS["AWS_SECRET_ACCESS_KEY"]],
-        "state_bucket_tls_only": False,
-        "image_publisher": "local-store",
         "image_store": str(CloudConfig(state_dir).image_store.resolve()),
-        "kube_access": "kubeconfig",
         "kubeconfig": str((state_dir / "eks" / "kubeconfig" / project).resolve()),
         **settings,
         "prometheus": prometheus,
@@ -107,12 +115,7 @@ def kind_cluster(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     if missing:
         raise TargetError(f"set {', '.join(missing)} (`tox -e kind` does, for the cluster it starts)")
     return {
-        "stage": "kind",
-        "account_id": LOCAL_ACCOUNT_ID,
-        "static_credentials": [CREDENTIALS["AWS_ACCESS_KEY_ID"], CREDENTIALS["AWS_SECRET_ACCESS_KEY"]],
-        "state_bucket_tls_only": False,
-        "image_publisher": "local-store",
-        "kube_access": "kubeconfig",
+        **_emulator_data("kind"),
         **{key: env[variable] for key, variable in names.items()},
         **settings_file(env),
     }

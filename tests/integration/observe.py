@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.core_v1 import Pod
 
+from infra.k8s.rollout import rollout_state
 from services.common.orders import ORDERS_TOPIC
 from sim.telemetry.client import TelemetryQuery
 from sim.telemetry.store import Span
@@ -110,10 +111,6 @@ def ready(pod: Pod) -> bool:
 
 
 def workload_available(stage: Stage, kind: type[Deployment] | type[StatefulSet], name: str) -> bool:
-    """Whether the workload has all its desired replicas updated and ready."""
+    """Whether the workload is rolled out, as the deploy's rollout wait judges it."""
     workload = stage.kube().get(kind, name, namespace=stage.namespace)
-    desired = (workload.spec.replicas if workload.spec else None) or 0
-    status = workload.status
-    if status is None:
-        return False
-    return (status.readyReplicas or 0) >= desired and (status.updatedReplicas or 0) >= desired
+    return rollout_state(workload.to_dict())[0]

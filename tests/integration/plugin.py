@@ -78,10 +78,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     phases = stage.phases.as_dict()
     split = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
     console.print(f"[bold]{stage.name} stage[/bold]: {split}")
-    logs = getattr(stage, "logs", None)
-    if logs is not None:
-        logs.mkdir(parents=True, exist_ok=True)
-        (logs / "phases.json").write_text(json.dumps(phases, indent=2) + "\n")
+    stage.logs.mkdir(parents=True, exist_ok=True)
+    (stage.logs / "phases.json").write_text(json.dumps(phases, indent=2) + "\n")
     if stage.keep:
         try:
             urls = stage.urls()

@@ -32,9 +32,8 @@ from infra.model import render
 from infra.model.common import Obj
 from infra.settings import Settings
 from sim.telemetry.client import TelemetryQuery
+from tests.support.pyinfra_run import PYINFRA, REPO
 
-REPO = Path(__file__).resolve().parents[3]
-PYINFRA = Path(sys.executable).with_name("pyinfra")
 DEPLOY = REPO / "deploy.py"
 TEARDOWN = REPO / "teardown.py"
 BUILD_DIR = REPO / "build"
