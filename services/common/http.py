@@ -8,6 +8,8 @@ import httpx
 
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 CONNECT_RETRIES = 2
+#: methods a request of which may be sent twice with the effect of once
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 class UpstreamUnavailable(Exception):
@@ -46,9 +48,18 @@ class ServiceClient:
         await self.http.aclose()
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send a request and return the decoded JSON body (None for an empty one)."""
+        """Send a request and return the decoded JSON body (None for an empty one).
+
+        A peer pod that is shutting down closes its idle keep-alive connections, and one may close just
+        as a request goes out on it; an idempotent request that met such a close is sent once more, on a
+        new connection (which the Service no longer routes to that pod)."""
         try:
-            response = await self.http.request(method, path, **kwargs)
+            try:
+                response = await self.http.request(method, path, **kwargs)
+            except httpx.RemoteProtocolError:
+                if method.upper() not in IDEMPOTENT:
+                    raise
+                response = await self.http.request(method, path, **kwargs)
         except httpx.TimeoutException as err:
             raise UpstreamUnavailable(self.service, f"timed out ({type(err).__name__})") from err
         except httpx.TransportError as err:
