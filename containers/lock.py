@@ -52,9 +52,18 @@ class LockedWheel:
 
 
 def uv_binary() -> str:
-    found = shutil.which("uv")
+    """The uv of the project's own environment (the `images` group pins it), else one on PATH."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        found = shutil.which("uv")
+    else:
+        found = find_uv_bin()
     if found is None:
-        raise ContainersError("uv is not on PATH: it exports the locked dependency set (install uv 0.13+)")
+        raise ContainersError(
+            "uv is not installed: it exports the locked dependency set; use the project's environment "
+            "(`uv sync --group images`, or tox's) or put uv 0.13+ on PATH"
+        )
     return found
 
 

@@ -52,13 +52,26 @@ def test_two_builds_in_different_directories_users_and_times_give_the_same_diges
     outs = []
     settings = [
         (
-            {"TZ": "UTC", "LANG": "C", "HOME": str(tmp_path), "PYTHONHASHSEED": "1"},
+            {
+                "TZ": "UTC",
+                "LANG": "C",
+                "HOME": str(tmp_path),
+                "PYTHONHASHSEED": "1",
+                "PATH": os.environ["PATH"],
+            },
             0o022,
             "1",
             tmp_path / "a",
         ),
         (
-            {"TZ": "Asia/Tokyo", "LANG": "de_DE.UTF-8", "HOME": "/nonexistent", "PYTHONHASHSEED": "2"},
+            # no uv on PATH, as outside tox: the build uses the environment's own (a locked dependency)
+            {
+                "TZ": "Asia/Tokyo",
+                "LANG": "de_DE.UTF-8",
+                "HOME": "/nonexistent",
+                "PYTHONHASHSEED": "2",
+                "PATH": "/usr/bin:/bin",
+            },
             0o077,
             "4",
             tmp_path / "b" / "deeper" / "x",
@@ -86,7 +99,7 @@ def test_two_builds_in_different_directories_users_and_times_give_the_same_diges
             "--only",
             *warm.images,
         ]
-        environment = {**network_settings(), **env, "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)}
+        environment = {**network_settings(), **env, "PYTHONPATH": str(REPO)}
         result = subprocess.run(
             command,
             env=environment,
