@@ -61,6 +61,10 @@ class CloudConfig:
     #: at once need blocks of their own, or their pods' addresses collide
     eks_address_blocks: str = "160-199"
 
+    def __post_init__(self) -> None:
+        # every path derived from it is handed to processes that run in other directories
+        object.__setattr__(self, "state_dir", self.state_dir.absolute())
+
     @property
     def aws_endpoint(self) -> str:
         return f"http://{self.host}:{self.aws_port}"
@@ -68,7 +72,7 @@ class CloudConfig:
     @property
     def image_store(self) -> Path:
         """The nodes' image store: where `python -m sim.images load` puts images by default."""
-        return Path(os.environ.get("SHOPSTACK_IMAGE_STORE", self.state_dir / "images"))
+        return Path(os.environ.get("SHOPSTACK_IMAGE_STORE", self.state_dir / "images")).absolute()
 
     @property
     def logs(self) -> Path:

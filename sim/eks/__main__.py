@@ -50,9 +50,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not (first.isdigit() and last.isdigit() and 1 <= int(first) <= int(last) <= 254):
         parser.error(f"--address-blocks takes FIRST-LAST within 1-254, not {args.address_blocks!r}")
     args.address_blocks = range(int(first), int(last) + 1)
+    # the clusters' kubelets hand paths under these to processes that run in other directories
+    args.state_dir = args.state_dir.absolute()
     if args.image_store is None:
         from_env = os.environ.get(IMAGE_STORE_VARIABLE)
         args.image_store = Path(from_env) if from_env else args.state_dir / "images"
+    args.image_store = args.image_store.absolute()
     return args
 
 

@@ -55,7 +55,7 @@ class ImageStore:
         find_python: Callable[[str], Path | None] = host.host_python,
         host_versions: Callable[[], list[str]] = host.host_versions,
     ) -> None:
-        self.root = root
+        self.root = root.absolute()  # handed to processes that run in other directories
         self.find_python = find_python
         self.host_versions = host_versions
         self.blobs = root / "blobs" / "sha256"

@@ -60,6 +60,12 @@ class KubeletConfig:
     service_env: Callable[[PodSpec], Mapping[str, str]] | None = None
     resolver_env: Callable[[PodSpec], Mapping[str, str]] | None = None
 
+    def __post_init__(self) -> None:
+        # containers run in their image's working directory: every path they are given must be absolute
+        self.log_root = self.log_root.absolute()
+        if self.volumes_root is not None:
+            self.volumes_root = self.volumes_root.absolute()
+
     def pod_volumes(self, pod: PodSpec) -> Path:
         root = self.volumes_root or self.log_root.parent / "volumes"
         return root / f"{pod.namespace}_{pod.name}_{pod.uid}"
