@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from sim.alb.controller import AlbController
@@ -19,9 +20,11 @@ from sim.controllers.manager import Timings, all_controllers
 from sim.images import ImageStore
 from sim.k8s.app import KubeApp, placeholder_log
 from sim.k8s.defaults import DEFAULT_SERVICE_CIDR, ClusterIPs
+from sim.k8s.events import record_event
 from sim.k8s.store import Store
 from sim.kubelet import KubeletConfig
 from sim.kubelet.agent import NodeAgent
+from sim.kubelet.spec import PodSpec
 from sim.network.node import NodeNetwork
 
 DEFAULT_POD_CIDR = "127.1.0.0/16"
@@ -68,6 +71,16 @@ class ClusterConfig:
             raise ValueError(f"service CIDR {self.service_cidr} overlaps pod CIDR {self.pod_cidr}")
 
 
+def kubelet_event(store: Store, pod: PodSpec, kind: str, reason: str, message: str) -> None:
+    """An Event about `pod` from the kubelet of its node, as `kubectl describe pod` shows them."""
+    reference = {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid},
+    }
+    record_event(store, reference, kind, reason, message, "kubelet", pod.node_name)
+
+
 class LocalCluster:
     def __init__(self, config: ClusterConfig, kubelet: KubeletConfig | None = None) -> None:
         # a kubelet confirms pod deletions, so graceful pod deletion is on when there are nodes
@@ -87,6 +100,7 @@ class LocalCluster:
                 resolver_env=self.network.resolver_env,
                 aws_endpoint=config.aws_endpoint,
                 api_url=config.api_url,
+                events=partial(kubelet_event, self.store),
             )
             self.agent = NodeAgent(
                 self.store, config.nodes, kubelet, pod_cidr=config.pod_cidr, capacity=config.capacity

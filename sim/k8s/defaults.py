@@ -22,10 +22,43 @@ def _pod_spec(spec: dict[str, Any]) -> None:
         container.setdefault("imagePullPolicy", "Always" if latest and "@" not in image else "IfNotPresent")
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
-        container.setdefault("resources", {})
+        resources = container.setdefault("resources", {})
+        if isinstance(resources, dict) and isinstance(resources.get("limits"), dict):
+            requests = resources.setdefault("requests", {})  # a limit alone is also the request
+            for name, limit in resources["limits"].items():
+                requests.setdefault(name, limit)
         for port in container.get("ports") or []:
             if isinstance(port, dict):
                 port.setdefault("protocol", "TCP")
+        for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+            if isinstance(container.get(kind), dict):
+                _probe(container[kind])
+
+
+def _probe(probe: dict[str, Any]) -> None:
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    if isinstance(probe.get("httpGet"), dict):
+        probe["httpGet"].setdefault("scheme", "HTTP")
+        probe["httpGet"].setdefault("path", "/")
+
+
+def qos_class(spec: dict[str, Any]) -> str:
+    """The pod's QoS class, from its containers' requests and limits (as the API server computes it)."""
+    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    resources = [c.get("resources") or {} for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in resources):
+        return "BestEffort"
+    guaranteed = all(
+        all(name in (r.get("limits") or {}) for name in ("cpu", "memory"))
+        and all(
+            (r.get("requests") or {}).get(name) == limit for name, limit in (r.get("limits") or {}).items()
+        )
+        for r in resources
+    )
+    return "Guaranteed" if guaranteed else "Burstable"
 
 
 def _template(spec: dict[str, Any]) -> None:
@@ -65,7 +98,7 @@ def apply_defaults(kind: str, obj: dict[str, Any], ips: ClusterIPs) -> None:
         _pod_spec(spec)
         status = obj.setdefault("status", {})
         status.setdefault("phase", "Pending")
-        status.setdefault("qosClass", "BestEffort")
+        status.setdefault("qosClass", qos_class(spec))
     elif kind == "Deployment" and isinstance(spec, dict):
         spec.setdefault("replicas", 1)
         spec.setdefault("revisionHistoryLimit", 10)

@@ -32,6 +32,7 @@ from sim.kubelet.spec import (
     ConfigError,
     ConfigSource,
     ContainerSpec,
+    EventRecorder,
     PodSpec,
     Probe,
     container_env,
@@ -59,6 +60,8 @@ class KubeletConfig:
     # paths such as the resolver shim's (not translated to the image; PYTHONPATH is prepended)
     service_env: Callable[[PodSpec], Mapping[str, str]] | None = None
     resolver_env: Callable[[PodSpec], Mapping[str, str]] | None = None
+    #: where the kubelet's Events go (Pulled, Created, Started, Unhealthy, Killing, BackOff, Failed)
+    events: EventRecorder | None = None
 
     def __post_init__(self) -> None:
         # containers run in their image's working directory: every path they are given must be absolute
@@ -111,6 +114,10 @@ class Container:
         self._kill_message: str | None = None
         self._killing: asyncio.Task[None] | None = None
 
+    def _event(self, kind: str, reason: str, message: str) -> None:
+        if self.config.events is not None:
+            self.config.events(self.pod, kind, reason, message)
+
     # -- the life of the container
 
     async def run(self) -> None:
@@ -120,11 +127,17 @@ class Container:
                 launch = await asyncio.to_thread(self._prepare)
             except ImagePullError as err:
                 reason = "ErrImagePull" if pulls.failures == 0 else "ImagePullBackOff"
+                if pulls.failures == 0:
+                    self._event("Warning", "Failed", f'Failed to pull image "{self.spec.image}": {err}')
+                    self._event("Warning", "Failed", "Error: ErrImagePull")
+                else:
+                    self._event("Normal", "BackOff", f'Back-off pulling image "{self.spec.image}"')
                 await self._wait_after_failure(State("waiting", reason, str(err)), pulls)
                 continue
             except (ImageError, ConfigError, OSError) as err:
                 config_error = isinstance(err, ConfigError)
                 reason = "CreateContainerConfigError" if config_error else "CreateContainerError"
+                self._event("Warning", "Failed", f"Error: {err}")
                 await self._wait_after_failure(State("waiting", reason, str(err)), pulls)
                 continue
             started = asyncio.get_running_loop().time()
@@ -139,6 +152,12 @@ class Container:
                 )
                 self.status.state = State("waiting", "CrashLoopBackOff", message)
                 self.notify()
+                pod = f"{self.pod.name}_{self.pod.namespace}({self.pod.uid})"
+                self._event(
+                    "Warning",
+                    "BackOff",
+                    f"Back-off restarting failed container {self.spec.name} in pod {pod}",
+                )
                 await self._sleep(delay)
             if not self._stopping:
                 self.status.restart_count += 1
@@ -183,6 +202,7 @@ class Container:
         if not cwd.is_dir():
             raise ImageError(f"working dir {self.spec.working_dir or cwd} does not exist in the image")
         image_id = f"{runspec.reference.split('@')[0]}@{runspec.digest}"
+        self._event("Normal", "Pulled", f'Container image "{self.spec.image}" already present on machine')
         return Launch(runspec, argv, env, cwd, image_id)
 
     def _resolve_image(self) -> RunSpec:
@@ -217,6 +237,7 @@ class Container:
             state = State("terminated", "StartError", str(err), 128, now(), now())
             self.status.state = state
             self.notify()
+            self._event("Warning", "Failed", f"Error: failed to start container {self.spec.name!r}: {err}")
             return state
         finally:
             if log_fd is not None:
@@ -228,6 +249,8 @@ class Container:
         self.status.started = self.spec.startup is None
         self.status.ready = self.status.started and self.spec.readiness is None
         self.notify()
+        self._event("Normal", "Created", f"Created container {self.spec.name}")
+        self._event("Normal", "Started", f"Started container {self.spec.name}")
         watchers = [asyncio.create_task(self._monitor(process)), asyncio.create_task(self._probes(process))]
         try:
             returncode = await process.wait()
@@ -303,6 +326,7 @@ class Container:
             ok, message = await self._probe_once(probe)
             if ok:
                 return True
+            self._event("Warning", "Unhealthy", f"{kind} probe failed: {message}")
             failures += 1
             if failures >= probe.failure_threshold:
                 self._kill_message = f"{kind} probe failed: {message}"
@@ -315,6 +339,8 @@ class Container:
         while True:
             ok, message = await self._probe_once(probe)
             failures = 0 if ok else failures + 1
+            if not ok:
+                self._event("Warning", "Unhealthy", f"Liveness probe failed: {message}")
             if failures >= probe.failure_threshold:
                 self._begin_kill(process, f"Liveness probe failed: {message}", probe)
                 return
@@ -324,8 +350,10 @@ class Container:
         await asyncio.sleep(probe.initial_delay)
         successes = failures = 0
         while True:
-            ok, _ = await self._probe_once(probe)
+            ok, message = await self._probe_once(probe)
             successes, failures = (successes + 1, 0) if ok else (0, failures + 1)
+            if not ok:
+                self._event("Warning", "Unhealthy", f"Readiness probe failed: {message}")
             ready = self.status.ready
             if ok and successes >= probe.success_threshold:
                 ready = True
@@ -339,6 +367,10 @@ class Container:
     def _begin_kill(self, process: asyncio.subprocess.Process, message: str, probe: Probe) -> None:
         """Kill the instance gracefully, outside the probe tasks (which its exit cancels)."""
         self._kill_message = message
+        probe_kind = message.split(" probe")[0].lower()  # "liveness" or "startup"
+        self._event(
+            "Normal", "Killing", f"Container {self.spec.name} failed {probe_kind} probe, will be restarted"
+        )
         grace = self.pod.grace if probe.termination_grace is None else probe.termination_grace
         self._killing = asyncio.create_task(self._graceful_kill(process, grace))
 
@@ -377,6 +409,7 @@ class Container:
         self._wake.set()
         process = self.process
         if process is not None and process.returncode is None:
+            self._event("Normal", "Killing", f"Stopping container {self.spec.name}")
             await self._graceful_kill(process, self.pod.grace if grace is None else grace)
 
     # -- reading

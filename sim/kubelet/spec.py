@@ -27,6 +27,11 @@ class ConfigSource(Protocol):
         """The data of ConfigMap or Secret (`kind`) `name` (a Secret's values decoded), None if absent."""
 
 
+class EventRecorder(Protocol):
+    def __call__(self, pod: PodSpec, kind: str, reason: str, message: str) -> None:
+        """Record an Event (`kind` Normal or Warning) about `pod`, as the kubelet of its node."""
+
+
 @dataclass(frozen=True)
 class Handler:
     """What a probe or a preStop hook does: one of exec, httpGet, tcpSocket (or, for a hook, sleep)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from collections.abc import Iterator
 from datetime import datetime
@@ -214,3 +215,37 @@ def test_statefulset_pods_come_in_order(cluster: Cluster, payment_image: BuiltIm
     assert status["currentRevision"] == status["updateRevision"]
     kubectl("delete", "sts", "db", "--timeout=60s")
     assert poll(lambda: not pods_of(cluster, "db"), within=60)
+
+
+def test_describe_pod_shows_the_kubelet_events_counted_not_repeated(
+    cluster: Cluster, payment_image: BuiltImage
+) -> None:
+    manifest = json.loads(workload("Deployment", "unready", payment_image.reference, 1))
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    container["readinessProbe"]["httpGet"]["path"] = "/missing"
+    container["resources"] = {"limits": {"memory": "256Mi"}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    def failed_probes() -> list[dict[str, Any]]:
+        events = get_json(cluster.kubectl, "events", "--field-selector", "reason=Unhealthy")["items"]
+        return [e for e in events if e["involvedObject"]["name"].startswith("unready-") and e["count"] >= 3]
+
+    (unhealthy,) = poll(failed_probes, within=60)
+    assert unhealthy["message"] == "Readiness probe failed: HTTP probe failed with statuscode: 404"
+    assert unhealthy["source"] == {"component": "kubelet", "host": "node-1"}
+    (pod,) = pods_of(cluster, "unready")
+    described = cluster.kubectl("describe", "pod", pod["metadata"]["name"])
+    for line in ("Pulled", "Created container app", "Started container app"):
+        assert line in described, described
+    # what the API server defaults: the probe's scheme and thresholds, the request from the limit, the QoS
+    assert (
+        "Readiness:  http-get http://:http/missing delay=0s timeout=1s period=1s #success=1 #failure=3"
+        in described
+    )
+    assert re.search(r"Requests:\s+memory:\s+256Mi", described)
+    assert re.search(r"QoS Class:\s+Burstable", described)
+    assert re.search(
+        r"Warning\s+Unhealthy\s+\S+ \(x\d+ over \S+\)\s+kubelet\s+Readiness probe failed", described
+    )
+    cluster.kubectl("delete", "deployment", "unready", "--timeout=60s")
+    assert "Stopping container app" in cluster.kubectl("get", "events", "--field-selector", "reason=Killing")
