@@ -6,8 +6,11 @@ replicas all at the desired count; no old replicas left), printing a line per wo
 and, on a terminal, a rich progress bar. The bar refreshes only when the wait polls, never from a thread
 of its own, because pyinfra runs under gevent. A workload that is not rolled out within the timeout fails
 the run with one line naming it, and as the detail the Warning events of it and its pods (FailedScheduling,
-Unhealthy, ...) and its containers' waiting reasons (ErrImagePull, CrashLoopBackOff). In the deploy, call
-it with `_if=always`, so that the plan lists it as a conditional step rather than a change.
+Unhealthy, ...) and its containers' waiting reasons (ErrImagePull, CrashLoopBackOff). A rollout that can
+never succeed fails as soon as that is certain, not at the timeout: a pod of the workload's current
+revision whose container cannot be created, whose image does not exist, or that crashed CRASH_LOOP_RESTARTS
+times (see `permanent_failure`). In the deploy, call it with `_if=always`, so that the plan lists it as a
+conditional step rather than a change.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Event, Pod
 from pyinfra.api.command import FunctionCommand
 from pyinfra.api.exceptions import OperationError
@@ -88,6 +91,64 @@ def _read(client: Client, workload: Workload) -> Obj:
 
 #: container waiting reasons that are a normal part of starting
 STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+#: waiting reasons that no retry of the kubelet's can cure: the pod spec or its image must change
+NEVER_STARTS = frozenset(
+    {"CreateContainerError", "CreateContainerConfigError", "InvalidImageName", "ErrImageNeverPull"}
+)
+PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff"})
+#: restarts after which a crash-looping container is taken to crash for good
+CRASH_LOOP_RESTARTS = 3
+#: how long a "never starts" reason must last before the rollout is given up (a ConfigMap the same deploy
+#: applies may reach the kubelet a moment after the pod)
+PERMANENT_AFTER_SECONDS = 5.0
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def permanent_failure(pod: Obj) -> str | None:
+    """Why `pod` can never become ready, as `pod P container C: Reason: message`, or None.
+
+    A container that cannot be created (CreateContainerError...), whose image is not found, or that has
+    crashed CRASH_LOOP_RESTARTS times or more; or a pod the kubelet failed to start at all."""
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    name = meta.get("name", "")
+    if status.get("phase") == "Failed" and status.get("reason"):
+        return f"pod {name}: {status['reason']}: {status.get('message', '')}".rstrip(": ")
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason, message = waiting.get("reason", ""), waiting.get("message", "")
+        restarts = int(container.get("restartCount") or 0)
+        crashed = reason == "CrashLoopBackOff" and restarts >= CRASH_LOOP_RESTARTS
+        missing_image = reason in PULL_FAILURES and "not found" in message
+        if reason in NEVER_STARTS or crashed or missing_image:
+            if crashed:
+                last = (container.get("lastState") or {}).get("terminated") or {}
+                message = f"{restarts} restarts, last {last.get('reason', 'exit')}"
+                message += f" (exit code {last['exitCode']})" if "exitCode" in last else ""
+            return f"pod {name} container {container.get('name')}: {reason}: {message}".rstrip(": ")
+    return None
+
+
+def current_pods(client: Client, workload: Workload, obj: Obj) -> list[Obj]:
+    """The pods of the workload's newest revision: old pods may crash on their way out."""
+    _, kind, namespace, _ = workload
+    match = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not match:
+        return []
+    if kind == "StatefulSet":
+        revision = (obj.get("status") or {}).get("updateRevision")
+        labels = {**match, "controller-revision-hash": revision} if revision else None
+    else:
+        wanted = ((obj.get("metadata") or {}).get("annotations") or {}).get(REVISION)
+        newest = [
+            rs.metadata
+            for rs in client.list(ReplicaSet, namespace=namespace, labels=match)
+            if rs.metadata and (rs.metadata.annotations or {}).get(REVISION) == wanted
+        ]
+        template_hash = (newest[0].labels or {}).get("pod-template-hash") if newest else None
+        labels = {**match, "pod-template-hash": template_hash} if wanted and template_hash else None
+    if labels is None:
+        return []
+    return [pod.to_dict() for pod in client.list(Pod, namespace=namespace, labels=labels)]
 
 
 def why_not_ready(client: Client, workload: Workload, obj: Obj) -> list[str]:
@@ -125,6 +186,22 @@ def why_not_ready(client: Client, workload: Workload, obj: Obj) -> list[str]:
     return lines[-EVENTS_SHOWN:]
 
 
+class PermanentFailures:
+    """The permanent failures seen so far: a failure counts once it has lasted PERMANENT_AFTER_SECONDS."""
+
+    def __init__(self) -> None:
+        self.first_seen: dict[str, float] = {}  # "pod P container C" -> when its failure was first seen
+
+    def of(self, client: Client, workload: Workload, obj: Obj) -> str | None:
+        for pod in current_pods(client, workload, obj):
+            reason = permanent_failure(pod)
+            if reason is not None:
+                since = self.first_seen.setdefault(reason.split(": ")[0], time.monotonic())
+                if time.monotonic() - since >= PERMANENT_AFTER_SECONDS:
+                    return reason
+        return None
+
+
 def _wait(state: State, host: Host, workloads: list[Workload], timeout: float) -> bool:
     client = cloud_of(host).kube()
     if client is None:
@@ -134,10 +211,12 @@ def _wait(state: State, host: Host, workloads: list[Workload], timeout: float) -
     deadline = time.monotonic() + timeout
     pending = list(workloads)
     last: dict[Workload, Obj] = {}
+    permanent = PermanentFailures()
+    failed: dict[Workload, str] = {}
     columns = (TextColumn("rollouts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, auto_refresh=False, transient=True) as progress:
         task = progress.add_task("rollouts", total=len(workloads))
-        while pending:
+        while pending and not failed:
             for workload in list(pending):
                 try:
                     last[workload] = _read(client, workload)
@@ -153,12 +232,22 @@ def _wait(state: State, host: Host, workloads: list[Workload], timeout: float) -
                     console.print(
                         f"    rolled out {_name(workload)} ({note}), {finished} of {len(workloads)}"
                     )
+                elif reason := permanent.of(client, workload, last[workload]):
+                    failed[workload] = reason
+                    pending.remove(workload)
             progress.refresh()
-            if not pending or time.monotonic() > deadline:
+            if not pending or failed or time.monotonic() > deadline:
                 break
             time.sleep(POLL_SECONDS)
+    for workload, reason in failed.items():
+        host.log_styled(f"{_name(workload)} cannot roll out: {reason}", fg="red", log_func=log.error)
+        for line in why_not_ready(client, workload, last[workload]):
+            log.error(f"{host.print_prefix}    {line}")
     for workload in pending:
         note = rollout_state(last[workload])[1] if workload in last else "not found"
+        if failed:
+            console.print(f"    {_name(workload)} was still rolling out ({note})")
+            continue
         host.log_styled(
             f"{_name(workload)} did not roll out within {timeout:.0f} s ({note})",
             fg="red",
@@ -166,7 +255,7 @@ def _wait(state: State, host: Host, workloads: list[Workload], timeout: float) -
         )
         for line in why_not_ready(client, workload, last.get(workload, {})):
             log.error(f"{host.print_prefix}    {line}")
-    return not pending
+    return not pending and not failed
 
 
 @operation(is_idempotent=False)

@@ -316,26 +316,60 @@ def test_undeclared_objects_are_pruned_and_unlabelled_ones_left(
     assert calls(pruned)["delete"] == 1
 
 
-def test_a_rollout_that_cannot_pull_its_image_fails_with_the_pod_events(
-    first_run: Run, deploy: Deployer, cluster: Cluster, payment_image: BuiltImage
+def test_a_rollout_that_cannot_pull_its_image_fails_at_once_naming_the_pod(
+    first_run: Run, deploy: Deployer, payment_image: BuiltImage
 ) -> None:
     objects = shop_objects(payment_image.reference)
     broken = deployment("broken", "shopstack/absent@sha256:" + "0" * 64, 1)
-    failed = deploy([*objects, broken], timeout=FAILING_TIMEOUT)
+    failed = deploy([*objects, broken])
     assert failed.returncode != 0
-    assert (
-        f"Deployment shopstack/broken did not roll out within {FAILING_TIMEOUT} s (0/1 available)"
-        in failed.output
-    )
+    # not at the timeout: "cannot roll out" is said only of a failure no wait can cure
+    assert "did not roll out within" not in failed.output
     # the kubelet reports ErrImagePull, then ImagePullBackOff between retries, as a real one does
     assert re.search(
-        r"Pod broken-\S+: app waiting: (ErrImagePull|ImagePullBackOff): .*not found", failed.output
-    )
-    assert "Deployment shopstack/payment did not roll out" not in failed.output
+        r"Deployment shopstack/broken cannot roll out: pod broken-\S+ container app: "
+        r"(ErrImagePull|ImagePullBackOff): .*not found",
+        failed.output,
+    ), failed.output
+    assert re.search(r"Pod broken-\S+: app waiting: (ErrImagePull|ImagePullBackOff)", failed.output)
 
     cleaned = deploy(objects)
     assert cleaned.returncode == 0, cleaned.output
     assert "delete Deployment shopstack/broken" in cleaned.output
+
+
+def test_a_container_that_cannot_be_created_fails_the_rollout_at_once(
+    first_run: Run, deploy: Deployer, payment_image: BuiltImage
+) -> None:
+    objects = shop_objects(payment_image.reference)
+    broken = deployment("nowhere", payment_image.reference, 1)
+    broken["spec"]["template"]["spec"]["containers"][0]["workingDir"] = "/no/such/dir"
+    failed = deploy([*objects, broken])
+    assert failed.returncode != 0
+    assert "did not roll out within" not in failed.output
+    assert re.search(
+        r"Deployment shopstack/nowhere cannot roll out: pod nowhere-\S+ container app: "
+        r"CreateContainerError: .*/no/such/dir",
+        failed.output,
+    ), failed.output
+    assert deploy(objects).returncode == 0
+
+
+def test_a_rollout_that_may_still_succeed_fails_at_the_timeout_with_the_pod_events(
+    first_run: Run, deploy: Deployer, payment_image: BuiltImage
+) -> None:
+    objects = shop_objects(payment_image.reference)
+    unready = deployment("unready", payment_image.reference, 1)
+    unready["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] = "/nope"
+    failed = deploy([*objects, unready], timeout=FAILING_TIMEOUT)
+    assert failed.returncode != 0
+    assert (
+        f"Deployment shopstack/unready did not roll out within {FAILING_TIMEOUT} s (0/1 available)"
+        in failed.output
+    )
+    assert re.search(r"Pod unready-\S+: Unhealthy: Readiness probe failed", failed.output), failed.output
+    assert "Deployment shopstack/payment did not roll out" not in failed.output
+    assert deploy(objects).returncode == 0
 
 
 def test_scale_and_restart_wait_for_their_rollouts(
