@@ -2,7 +2,8 @@
 
 Roots are the manifests that OUT/images.json pins and that the layouts under OUT/oci hold (the last
 build's results, like Nix's `result` links), and those the local cloud's image stores still have loaded
-(`sim.images`: their `images.json` lists them), so an image a running pod uses is kept after a rebuild.
+(`containers.nodestore`: their `images.json` lists them), so an image a running pod uses is kept after a
+rebuild.
 From each root the collector keeps its whole build closure (every input it was built from, so the next
 build reuses them) or, with `runtime_only`, only the image's own blobs (manifest, config, layers).
 Unfinished outputs and scratch directories are always removed.

@@ -29,7 +29,7 @@ from infra.desired import Overrides, model_config, write_overrides
 from infra.k8s import apply as k8s_apply
 from infra.k8s import rollout
 from infra.model import SERVICE_NAMES, render
-from services.common.flags import NUMERIC_FLAGS, Flag
+from services.common.flag_contract import NUMERIC_FLAGS, Flag
 
 NAME_LABEL = "app.kubernetes.io/name"
 #: what a replica count is rendered into: the Deployment (at creation, for HPA targets) and its HPA's bounds

@@ -5,7 +5,8 @@ other), AWS_REGION and credentials by the standard AWS means. Sizes and other se
 $SHOPSTACK_SETTINGS (TOML) or `--data key=value`.
 """
 
-from infra.targets import TargetError, aws_account
+from infra.stages import TargetError
+from infra.stages.aws import aws_account
 
 try:
     hosts = [("@shopstack/aws", aws_account())]

@@ -8,7 +8,8 @@ $SHOPSTACK_SIM_STATE (default `.sim`); settings beyond the defaults come from $S
 import os
 from pathlib import Path
 
-from infra.targets import TargetError, local_cloud
+from infra.stages import TargetError
+from infra.stages.emulator import local_cloud
 
 try:
     hosts = [("@shopstack/local", local_cloud(Path(os.environ.get("SHOPSTACK_SIM_STATE", ".sim"))))]

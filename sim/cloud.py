@@ -71,7 +71,7 @@ class CloudConfig:
 
     @property
     def image_store(self) -> Path:
-        """The nodes' image store: where `python -m sim.images load` puts images by default."""
+        """The nodes' image store: where `python -m containers.nodestore load` puts images by default."""
         return Path(os.environ.get("SHOPSTACK_IMAGE_STORE", self.state_dir / "images")).absolute()
 
     @property

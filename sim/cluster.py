@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from containers.nodestore import ImageStore
 from sim.alb.controller import AlbController
 from sim.controllers import Controller
 from sim.controllers.manager import Timings, all_controllers
-from sim.images import ImageStore
 from sim.k8s.app import KubeApp, placeholder_log
 from sim.k8s.defaults import DEFAULT_SERVICE_CIDR, ClusterIPs
 from sim.k8s.events import record_event

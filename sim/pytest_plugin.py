@@ -31,10 +31,10 @@ from pytest_kubernetes.options import ClusterOptions
 from pytest_kubernetes.providers import select_provider_manager
 from pytest_kubernetes.providers.base import AClusterManager
 
+from containers.nodestore import ImageStore
+from containers.nodestore.store import LoadedImage
 from sim.aws import client_env
 from sim.cluster import split_addresses
-from sim.images import ImageStore
-from sim.images.store import LoadedImage
 from sim.k8s.kubeconfig import write_kubeconfig
 from sim.process import ManagedProcess, free_port, http_ok
 

@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from containers.nodestore.errors import ImageError
+from containers.nodestore.reference import parse
+from containers.nodestore.runspec import RunSpec
 from sim.aws import CREDENTIALS, REGION
-from sim.images.errors import ImageError
-from sim.images.reference import parse
-from sim.images.runspec import RunSpec
 
 KAFKA_PORT = 9092
 OTLP_HTTP_PORT = 4318

@@ -13,8 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from containers.nodestore import ImageStore
 from sim.aws import client_env, start_moto
-from sim.images import ImageStore
 from sim.kafka import create_topic, start_tansu
 from sim.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery

@@ -32,31 +32,12 @@ from pyinfra.context import host
 from infra.cloud import cloud_of
 from infra.k8s.access import FIELD_MANAGER
 from infra.k8s.facts import LiveObjects, object_key, resource_class
-from sim.kubelet.quantity import parse_quantity
+from kube.apply_order import apply_rank
+from kube.quantity import parse_quantity
 
 Obj = dict[str, Any]
 log = logging.getLogger("pyinfra")
 
-#: the order objects are applied in (what others refer to first); pruned in reverse; others go last
-KIND_ORDER = (
-    "Namespace",
-    "CustomResourceDefinition",
-    "ServiceAccount",
-    "Secret",
-    "ConfigMap",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-    "IngressClass",
-    "Service",
-    "StatefulSet",
-    "Deployment",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "NetworkPolicy",
-    "Ingress",
-)
 #: fields whose values the API server keeps as quantities ("500m", "1Gi")
 QUANTITY_KEYS = frozenset({"requests", "limits", "hard", "capacity", "allocatable", "sizeLimit"})
 REPORTED_FIELDS = 4
@@ -74,11 +55,6 @@ class DescribedCommand(FunctionCommand):
 
     def __str__(self) -> str:
         return self.description
-
-
-def rank(obj: Obj) -> int:
-    kind = str(obj.get("kind", ""))
-    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
 def describe(obj: Obj) -> str:
@@ -199,7 +175,7 @@ def planned_changes(objects: list[Obj], live: dict[str, Obj]) -> list[tuple[str,
     """(description, body to apply) of each object that is missing or differs, in dependency order."""
     scaled_by_hpa = hpa_targets(objects)
     changes = []
-    for obj in sorted(objects, key=rank):
+    for obj in sorted(objects, key=apply_rank):
         current = live.get(object_key(obj))
         meta = obj["metadata"]
         target = (meta.get("namespace") or "", meta["name"])
@@ -240,7 +216,7 @@ def prune(objects: list[Obj], kinds: list[list[str]]) -> Generator[FunctionComma
     if not stale:
         host.noop("no undeclared Kubernetes objects")
         return
-    ordered = sorted(stale, key=rank, reverse=True)
+    ordered = sorted(stale, key=apply_rank, reverse=True)
     for obj in ordered:
         host.log_styled(f"delete {describe(obj)}", fg="yellow", log_func=log.info)
     for obj in ordered:

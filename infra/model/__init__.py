@@ -12,12 +12,11 @@ Pure: no I/O but reading the repository's dashboards and alert rules.
 
 from infra.model.common import PART_OF_LABEL, PRUNE_LABEL, PRUNE_VALUE
 from infra.model.config import ModelConfig, ModelError
-from infra.model.render import APPLY_ORDER, render
+from infra.model.render import render
 from infra.model.services import ANYWHERE, CALLERS, SERVICE_NAMES, SERVICES
 
 __all__ = [
     "ANYWHERE",
-    "APPLY_ORDER",
     "CALLERS",
     "PART_OF_LABEL",
     "PRUNE_LABEL",

@@ -5,8 +5,6 @@ Secrets, Services, workloads, HPAs, PDBs, NetworkPolicies, the IngressClass and 
 
 from __future__ import annotations
 
-from typing import Final
-
 from infra.model import common, load_balancer_controller
 from infra.model.collector import collector_objects
 from infra.model.common import Obj
@@ -18,27 +16,8 @@ from infra.model.network import network_policies
 from infra.model.prometheus import prometheus_objects
 from infra.model.services import SERVICE_NAMES, SERVICES
 from infra.model.workloads import credentials_secret, flags_config_map, service_objects
+from kube.apply_order import apply_rank
 
-APPLY_ORDER: Final = (
-    "Namespace",
-    "CustomResourceDefinition",
-    "StorageClass",
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-    "ConfigMap",
-    "Secret",
-    "Service",
-    "StatefulSet",
-    "Deployment",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "NetworkPolicy",
-    "IngressClass",
-    "Ingress",
-)
 DIGEST_MARK = "@sha256:"
 
 
@@ -95,5 +74,4 @@ def render(config: ModelConfig) -> list[Obj]:
         objects += load_balancer_controller.controller_objects(config)
     objects += network_policies(config)
     objects += [ingress_class(config), ingress(config)]
-    rank = {kind: i for i, kind in enumerate(APPLY_ORDER)}
-    return sorted(objects, key=lambda obj: rank[obj["kind"]])
+    return sorted(objects, key=apply_rank)

@@ -17,7 +17,7 @@ from infra.model import common
 from infra.model.common import Obj
 from infra.model.config import ModelConfig, ModelError
 from infra.model.services import HTTP_PORT, ServiceRow
-from services.common.flags import Flag, flag_definitions
+from services.common.flag_contract import Flag, flag_definitions
 
 FLAGS_CONFIG_MAP = "flags"
 FLAGS_KEY = "flags.json"

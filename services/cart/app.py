@@ -14,7 +14,7 @@ from services.common.app import ServiceApp, error_response, flags
 from services.common.aws import dynamodb_resource
 from services.common.config import ServiceSettings
 from services.common.contracts import AddItem, Cart, CartLine, valid_user_id
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 
 log = logging.getLogger(__name__)
 meter = metrics.get_meter(__name__)

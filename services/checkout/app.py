@@ -18,7 +18,7 @@ from services.checkout.order import (
 from services.common.app import ServiceApp, error_response, flags
 from services.common.config import ServiceSettings
 from services.common.contracts import CheckoutRequest, Order
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from services.common.http import ServiceClient, UpstreamRejected, UpstreamUnavailable
 from services.common.kafka import Publisher
 

@@ -1,17 +1,16 @@
 """Feature flags: OpenFeature with the flagd provider reading a flagd-format JSON file in process.
 
 The file (`FLAGS_FILE`, mounted from a ConfigMap in the cluster) is polled and reloaded on change, so a
-flag flips without a restart. Without a file every flag takes its default: off.
+flag flips without a restart. Without a file every flag takes its default: off. Which flags exist and the
+file's format are `flag_contract`'s.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from openfeature import api
 from openfeature.client import OpenFeatureClient
@@ -21,55 +20,13 @@ from openfeature.exception import OpenFeatureError
 from openfeature.flag_evaluation import FlagEvaluationDetails
 from opentelemetry import trace
 
+from services.common.flag_contract import Flag
+
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_MS = 500
 
 T = TypeVar("T")
-
-
-class Flag(StrEnum):
-    """The failure flags of the OpenTelemetry Demo that Shopstack implements."""
-
-    PRODUCT_CATALOG_FAILURE = "productCatalogFailure"
-    RECOMMENDATION_CACHE_FAILURE = "recommendationCacheFailure"
-    PAYMENT_FAILURE = "paymentFailure"
-    PAYMENT_UNREACHABLE = "paymentUnreachable"
-    CART_FAILURE = "cartFailure"
-    KAFKA_QUEUE_PROBLEMS = "kafkaQueueProblems"
-    FAILED_READINESS_PROBE = "failedReadinessProbe"
-
-
-FLAG_DESCRIPTIONS: dict[Flag, str] = {
-    Flag.PRODUCT_CATALOG_FAILURE: "Fail product catalog service on a specific product",
-    Flag.RECOMMENDATION_CACHE_FAILURE: "Fail recommendation service cache",
-    Flag.PAYMENT_FAILURE: "Fail payment service charge requests n%",
-    Flag.PAYMENT_UNREACHABLE: "Payment service is unavailable",
-    Flag.CART_FAILURE: "Fail cart service",
-    Flag.KAFKA_QUEUE_PROBLEMS: "Overload Kafka queue and delay its consumers",
-    Flag.FAILED_READINESS_PROBE: "Readiness probe failure for cart service",
-}
-NUMERIC_FLAGS = frozenset({Flag.PAYMENT_FAILURE, Flag.KAFKA_QUEUE_PROBLEMS})
-
-
-def flag_definitions(values: Mapping[Flag, bool | float]) -> dict[str, Any]:
-    """A flagd flag-definition document with every flag, `on` for those in `values`.
-
-    The description goes in `metadata`: the in-process flagd evaluator rejects unknown flag fields.
-
-    Boolean flags are on when true; numeric flags carry their value (a probability or a count).
-    """
-    flags: dict[str, Any] = {}
-    for flag, description in FLAG_DESCRIPTIONS.items():
-        off: bool | float = 0 if flag in NUMERIC_FLAGS else False
-        value = values.get(flag, off)
-        flags[flag.value] = {
-            "metadata": {"description": description},
-            "state": "ENABLED",
-            "variants": {"on": value, "off": off},
-            "defaultVariant": "on" if value else "off",
-        }
-    return {"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": flags}
 
 
 class FlagsNotReady(Exception):

@@ -11,7 +11,7 @@ from quart_schema import validate_querystring, validate_response
 
 from services.common.app import ServiceApp
 from services.common.config import ServiceSettings
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from services.common.kafka import Worker
 from services.common.orders import ORDERS_TOPIC, decode
 from services.fraud_detection.results import Review, Reviews

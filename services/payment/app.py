@@ -12,7 +12,7 @@ from quart_schema import validate_request, validate_response
 from services.common.app import ServiceApp, error_response, flags
 from services.common.config import ServiceSettings
 from services.common.contracts import ChargeRequest, ChargeResponse
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from services.payment.cards import CardRejected, check_card
 from services.payment.ledger import Charge, IdempotencyConflict, Ledger
 

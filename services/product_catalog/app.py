@@ -13,7 +13,7 @@ from quart_schema import validate_querystring, validate_response
 from services.common.app import ServiceApp, error_response, flags
 from services.common.config import ServiceSettings
 from services.common.contracts import Product, ProductList
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from services.product_catalog.catalog import DEFAULT_CATALOG_FILE, load_catalog
 from services.product_catalog.schemas import SearchQuery
 

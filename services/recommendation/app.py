@@ -12,7 +12,7 @@ from quart_schema import validate_querystring, validate_response
 from services.common.app import ServiceApp, flags
 from services.common.config import ServiceSettings
 from services.common.contracts import Product, ProductList, RecommendationQuery
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from services.common.http import ServiceClient, UpstreamUnavailable
 from services.recommendation.cache import DEFAULT_TTL_SECONDS, LeakingCache, ProductListCache
 from services.recommendation.selection import recommend

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kube.quantity import parse_quantity
 from sim.controllers.base import Controller
 from sim.k8s import resources
 from sim.k8s.errors import ApiError
@@ -29,7 +30,6 @@ from sim.k8s.events import record_event
 from sim.k8s.eviction import pod_ready
 from sim.k8s.selectors import LabelSelector
 from sim.k8s.store import Obj, Store, now
-from sim.kubelet.quantity import parse_quantity
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from kube.quantity import memory_bytes, parse_quantity
 from sim.controllers.base import Controller
 from sim.controllers.nodelifecycle import tolerates
 from sim.k8s import resources
 from sim.k8s.errors import ApiError
 from sim.k8s.events import record_event
 from sim.k8s.store import Event, Obj, Store, now
-from sim.kubelet.quantity import memory_bytes, parse_quantity
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from kube.quantity import format_cpu, format_memory, memory_bytes, parse_quantity
 from sim.k8s import resources
 from sim.k8s.errors import ApiError
 from sim.k8s.selectors import LabelSelector
 from sim.k8s.store import Obj, Store, now
-from sim.kubelet.quantity import format_cpu, format_memory, memory_bytes, parse_quantity
 
 GROUP = "metrics.k8s.io"
 VERSION = "v1beta1"

@@ -1,10 +1,11 @@
 """The local cloud's kubelet: the container runtime of one node, running pods as local processes.
 
 Model apart from I/O: spec.py reads a Pod dict (env resolution, probes, limits, volumes), status.py
-writes Kubernetes-shaped statuses, backoff.py and quantity.py are arithmetic. The I/O: procstat.py
-samples a container's session in /proc, logs.py keeps per-instance log files, probes.py runs probes and
-hooks, volumes.py writes ConfigMap/Secret/emptyDir volumes, container.py supervises one container from
-its image (sim.images), pod.py runs a pod and streams its status, node.py holds a node's pods. No API
+writes Kubernetes-shaped statuses, backoff.py is arithmetic (quantities are `kube.quantity`). The I/O:
+procstat.py samples a container's session in /proc, logs.py keeps per-instance log files, probes.py runs
+probes and hooks, volumes.py writes ConfigMap/Secret/emptyDir volumes, container.py supervises one
+container from its image (`containers.nodestore`), pod.py runs a pod and streams its status, node.py holds
+a node's pods. No API
 server is needed: the caller passes the pod and the loopback IP it picked, and reads `status()` or
 iterates `changes()`.
 

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from containers.nodestore import ImageError, ImagePullError, ImageStore, RunSpec
+from kube.quantity import format_cpu, format_memory
 from sim import standins
 from sim.cloudstate import MARKER
-from sim.images import ImageError, ImagePullError, ImageStore, RunSpec
 from sim.kubelet.backoff import Backoff
 from sim.kubelet.lifeline import die_with_parent
 from sim.kubelet.logs import ContainerLogs
 from sim.kubelet.probes import run_handler
 from sim.kubelet.procstat import sample
-from sim.kubelet.quantity import format_cpu, format_memory
 from sim.kubelet.spec import (
     ConfigError,
     ConfigSource,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sim.kubelet.quantity import memory_bytes
+from kube.quantity import memory_bytes
 
 DEFAULT_GRACE = 30.0
 REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")

@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 
-from sim.images import ImageStore
+from containers.nodestore import ImageStore
 from sim.pytest_plugin import start_local_cluster
-from tests.bench.kubelet import build
+from tests.bench.kubelet import build_payment
 
 STEP_TIMEOUT_SECONDS = 180
 NODE_CAPACITY = ("cpu=64", "memory=20Gi", "pods=250")
@@ -104,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as temporary:
         root = Path(temporary)
-        layout = args.layout or build(root / "build")
+        layout = args.layout or build_payment(root / "build")
         images = ImageStore(root / "images")
         reference = images.load(layout).names[1]
         capacity = [flag for item in NODE_CAPACITY for flag in ("--node-capacity", item)]

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from sim.images import ImageStore
+from containers.nodestore import ImageStore
 from sim.kubelet import Kubelet, KubeletConfig, PodRuntime
 from tests.support.images import build_images
 

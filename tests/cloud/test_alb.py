@@ -28,9 +28,9 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from containers.nodestore import ImageStore
 from sim.alb.elbv2 import ElbV2State
 from sim.alb.model import CLUSTER_TAG, STACK_TAG, plan
-from sim.images import ImageStore
 from sim.process import ManagedProcess, free_port, http_ok
 from tests.conftest import BuiltImage
 from tests.support.cluster import Cluster, get_json, payment_container, poll, start_cluster

@@ -23,10 +23,10 @@ import boto3
 import pytest
 from rich.console import Console
 
+from containers.nodestore.__main__ import default_store
 from sim.aws import client_env
 from sim.cloud import COMPONENTS, CloudConfig, Component, Supervisor
 from sim.cloudstate import alive, read_state
-from sim.images.__main__ import default_store
 from sim.process import free_port, http_ok, tcp_open
 from sim.pytest_plugin import LocalCloud
 from tests.k8s.conftest import Kubectl, kubectl_binary
@@ -248,7 +248,9 @@ def test_the_eks_nodes_use_the_image_store_that_sim_images_loads_into(
     monkeypatch.delenv("SHOPSTACK_IMAGE_STORE", raising=False)
     eks = next(c for c in COMPONENTS if c.name == "eks")
     argv = eks.command(CloudConfig(Path(".sim")))
-    assert argv[argv.index("--image-store") + 1] == str(Path(".sim") / "images") == str(default_store())
+    # absolute: the binding and its kubelets run in other directories
+    assert argv[argv.index("--image-store") + 1] == str(Path(".sim/images").absolute())
+    assert Path(argv[argv.index("--image-store") + 1]) == default_store().absolute()
     monkeypatch.setenv("SHOPSTACK_IMAGE_STORE", str(tmp_path / "images"))
     argv = eks.command(CloudConfig(Path(".sim")))
     assert argv[argv.index("--image-store") + 1] == str(tmp_path / "images")

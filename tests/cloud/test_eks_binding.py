@@ -26,7 +26,7 @@ import boto3
 import httpx
 import pytest
 
-from sim.images import ImageStore
+from containers.nodestore import ImageStore
 from sim.process import ManagedProcess, free_port, http_ok, tcp_open
 from tests.conftest import BuiltImage
 from tests.k8s.conftest import Kubectl, kubectl_binary

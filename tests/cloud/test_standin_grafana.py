@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from containers.nodestore import ImageStore
 from infra.model import render
 from sim import standins
-from sim.images import ImageStore
 from sim.process import ManagedProcess, free_port, http_ok
 from tests.support.cluster import Cluster, get_json, start_cluster
 from tests.unit.model_configs import LOCAL, find

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from containers.nodestore import ImageStore
 from sim import standins
-from sim.images import ImageStore
 from sim.kafka import create_topic
 from sim.process import ManagedProcess, http_ok, tcp_open
 from sim.standins import Placement

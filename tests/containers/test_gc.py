@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from containers.gc import collect
+from containers.nodestore import ImageStore
 from containers.store import Store
-from sim.images import ImageStore
 from tests.containers.conftest import Workspace, run_cli
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from containers.nodestore import ImageStore
 from sim.controllers.disruption import DisruptionController
-from sim.images import ImageStore
 from sim.k8s import resources
 from sim.k8s.app import KubeApp
 from sim.k8s.errors import ApiError

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from containers.nodestore import ImageStore
+from kube.quantity import format_cpu, format_memory, memory_bytes, parse_quantity
 from sim.controllers.hpa import HorizontalPodAutoscalerController
-from sim.images import ImageStore
 from sim.k8s import conversion, resources
 from sim.k8s.store import Store
-from sim.kubelet.quantity import format_cpu, format_memory, memory_bytes, parse_quantity
 from tests.conftest import BuiltImage
 from tests.support.cluster import Cluster, get_json, poll, start_cluster
 

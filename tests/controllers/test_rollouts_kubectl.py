@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sim.images import ImageStore
+from containers.nodestore import ImageStore
 from tests.conftest import BuiltImage
 from tests.kubelet.helpers import alive
 from tests.support.cluster import Cluster, condition, get_json, payment_container, poll, start_cluster

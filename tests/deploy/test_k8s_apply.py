@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from containers.nodestore import ImageStore
 from infra.k8s.apply import differences, planned_changes
 from infra.model.common import PRUNE_LABEL, PRUNE_VALUE
-from sim.images import ImageStore
 from tests.conftest import BuiltImage
 from tests.support.cluster import Cluster, condition, get_json, payment_container, poll, start_cluster
 from tests.support.pyinfra_run import Run, emulator_data, run_pyinfra

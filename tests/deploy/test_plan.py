@@ -4,6 +4,7 @@ real AWS takes runs here."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.support.pyinfra_run import ACCOUNT_ID, REPO, emulator_data, run_pyinfra
@@ -43,6 +44,7 @@ def test_the_aws_inventory_plans_what_the_local_inventory_plans(
             "AWS_REGION": "us-east-1",
             "SHOPSTACK_AWS_ACCOUNT_ID": ACCOUNT_ID,
             "SHOPSTACK_SETTINGS": str(settings),
+            "PYTHONPROFILEIMPORTTIME": "1",  # every module the run loads, on stderr
         },
     )
     assert local.returncode == 0, local.output[-4000:]
@@ -52,6 +54,11 @@ def test_the_aws_inventory_plans_what_the_local_inventory_plans(
     assert aws.planned_changes() == local.planned_changes()
     assert "EKS cluster 1.30" in local.planned_changes()
     assert "Kubernetes: apply" in local.planned_changes()
+    loaded = re.findall(r"^import time:.*\|\s+([\w.]+)$", aws.stderr, re.MULTILINE)
+    assert "infra.aws.eks" in loaded
+    assert not [m for m in loaded if m.split(".")[0] in ("sim", "openfeature", "grpc")], (
+        "the AWS path loads them"
+    )
 
 
 def test_the_aws_inventory_refuses_credentials_of_another_account(moto_endpoint: str, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from sim.telemetry.client import TelemetryQuery
 from sim.telemetry.store import Span
 from tests.integration.observe import place_order, publishes, ready, service_pods

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from sim.telemetry.client import TelemetryQuery
 from tests.integration.observe import (
     CONSUMER_GROUPS,

@@ -24,7 +24,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.stream import portforward, stream
 
-from sim.images import ImageStore
+from containers.nodestore import ImageStore
 from sim.process import free_port
 from tests.conftest import BuiltImage
 from tests.support.cluster import Cluster, get_json, payment_container, poll, start_cluster

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.images import ImageStore
+from containers.nodestore import ImageStore
 from sim.kubelet import KubeletConfig
 
 _addresses = itertools.count(1)

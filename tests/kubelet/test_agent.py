@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from sim.controllers.scheduler import place, pod_requests
-from sim.images import ImageStore
+from containers.nodestore import ImageStore
 from tests.conftest import BuiltImage
 from tests.kubelet.helpers import alive
 from tests.support.cluster import Cluster, condition, get_json, payment_pod, poll, start_cluster

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.images import ImageError, ImagePullError, ImageStore
-from sim.images.reference import parse
+from containers.nodestore import ImageError, ImagePullError, ImageStore
+from containers.nodestore.reference import parse
 from tests.kubelet.oci import layer_bytes, write_layout
 
 HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -189,7 +189,15 @@ def test_the_cli_loads_a_layout_like_kind_load(tmp_path: Path) -> None:
     digest = write_layout(layout, [layer_bytes([("app/main.py", MAIN)])])
     (tmp_path / "out" / "images.json").write_text(f'{{"hello": "shopstack/hello@{digest}"}}')
     run = subprocess.run(
-        [sys.executable, "-m", "sim.images", "--store", str(tmp_path / "store"), "load", str(layout)],
+        [
+            sys.executable,
+            "-m",
+            "containers.nodestore",
+            "--store",
+            str(tmp_path / "store"),
+            "load",
+            str(layout),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -198,7 +206,15 @@ def test_the_cli_loads_a_layout_like_kind_load(tmp_path: Path) -> None:
     assert f"loaded shopstack/hello:latest {digest}" in run.stdout
     assert ImageStore(tmp_path / "store").resolve("shopstack/hello").digest == digest
     missing = subprocess.run(
-        [sys.executable, "-m", "sim.images", "--store", str(tmp_path / "store"), "resolve", "shopstack/nope"],
+        [
+            sys.executable,
+            "-m",
+            "containers.nodestore",
+            "--store",
+            str(tmp_path / "store"),
+            "resolve",
+            "shopstack/nope",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from kube.quantity import memory_bytes, parse_quantity
 from sim.kubelet.backoff import Backoff
-from sim.kubelet.quantity import memory_bytes, parse_quantity
 from sim.kubelet.spec import ConfigError, PodSpec, container_env, expand
 from sim.kubelet.status import ContainerStatus, State, exit_code, phase, terminated
 from tests.kubelet.helpers import pod

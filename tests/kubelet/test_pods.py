@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.images import ImageStore
+from containers.nodestore import ImageStore
 from sim.kubelet import Kubelet, KubeletConfig, PodRuntime
 from tests.conftest import BuiltImage
 from tests.kubelet.helpers import ProcessFacts, alive, container, get, log_contains, pod, real, wait_until

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sim.images import ImageStore
+from containers.nodestore import ImageStore
 from tests.conftest import BuiltImage
 from tests.support.cluster import Cluster, get_json, payment_container, poll, start_cluster
 

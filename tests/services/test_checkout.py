@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from services.checkout.shipping import shipping_cost
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from services.common.money import Money
 from services.common.orders import ORDERS_TOPIC, OrderPlaced, decode
 from sim.kafka import start_tansu

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from services.common.orders import encode, schema_header
 from tests.support.order_events import as_message, order_event, publish, publish_orders
 from tests.support.shop import FlagsFile, Shop

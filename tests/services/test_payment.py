@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from tests.support.shop import FlagsFile, Shop
 from tests.support.shopper import VISA
 

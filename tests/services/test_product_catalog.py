@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from sim.process import free_port
 from tests.support.shop import FlagsFile, Shop
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from services.common.flags import Flag
+from services.common.flag_contract import Flag
 from services.recommendation.cache import MAX_LEAKED_ENTRIES
 from sim.process import ManagedProcess, free_port, http_ok
 from tests.support.shop import HOST, FlagsFile, Shop

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from sim.images import ImageStore
+from containers.nodestore import ImageStore
 from sim.process import ManagedProcess
 from sim.pytest_plugin import start_local_cluster
 from tests.k8s.conftest import Kubectl, kubectl_binary

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import boto3
 
-from services.common.flags import Flag, flag_definitions
+from services.common.flag_contract import Flag, flag_definitions
 from sim.process import ManagedProcess, free_port, http_ok
 
 HOST = "127.0.0.1"

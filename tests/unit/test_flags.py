@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.flags import FeatureFlags, Flag, FlagsNotReady, flag_definitions
+from services.common.flag_contract import Flag, flag_definitions
+from services.common.flags import FeatureFlags, FlagsNotReady
 
 RELOAD_TIMEOUT_SECONDS = 5
 

@@ -11,7 +11,6 @@ import kubernetes_validate
 import pytest
 
 from infra.model import (
-    APPLY_ORDER,
     PART_OF_LABEL,
     PRUNE_LABEL,
     PRUNE_VALUE,
@@ -21,6 +20,7 @@ from infra.model import (
     render,
 )
 from infra.model.common import CHECKSUM_ANNOTATION, NAME_LABEL
+from kube.apply_order import apply_rank
 from sim.kubelet.spec import expand
 from tests.unit.model_configs import AWS, LOCAL, STAGES, find, render_with
 
@@ -60,11 +60,62 @@ def test_every_object_is_labelled_for_prune_and_namespaced(objects: list[dict[st
     assert len(keys) == len(set(keys)), "an object is rendered twice"
 
 
-def test_objects_come_in_apply_order(objects: list[dict[str, Any]]) -> None:
-    ranks = [APPLY_ORDER.index(o["kind"]) for o in objects]
-    assert ranks == sorted(ranks)
-    assert objects[0]["kind"] == "Namespace"
-    assert objects[-1]["kind"] == "Ingress"
+def references(obj: dict[str, Any], crd_kinds: set[str]) -> set[tuple[str, str]]:
+    """(kind, name) of every object `obj` needs to exist before it."""
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    needs = {("Namespace", meta["namespace"])} if "namespace" in meta else set()
+    if obj["kind"] in crd_kinds:
+        needs.add(("CustomResourceDefinition", obj["kind"]))
+    template = (spec.get("template") or {}).get("spec") or {}
+    if template.get("serviceAccountName"):
+        needs.add(("ServiceAccount", template["serviceAccountName"]))
+    for volume in template.get("volumes") or []:
+        if "configMap" in volume:
+            needs.add(("ConfigMap", volume["configMap"]["name"]))
+        if "secret" in volume:
+            needs.add(("Secret", volume["secret"]["secretName"]))
+    for container in template.get("containers") or []:
+        for source in container.get("envFrom") or []:
+            for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                if key in source:
+                    needs.add((kind, source[key]["name"]))
+    for claim in spec.get("volumeClaimTemplates") or []:
+        if claim["spec"].get("storageClassName"):
+            needs.add(("StorageClass", claim["spec"]["storageClassName"]))
+    if "roleRef" in obj:
+        needs.add((obj["roleRef"]["kind"], obj["roleRef"]["name"]))
+        needs |= {
+            ("ServiceAccount", s["name"]) for s in obj.get("subjects") or [] if s["kind"] == "ServiceAccount"
+        }
+    if obj["kind"] == "HorizontalPodAutoscaler":
+        needs.add((spec["scaleTargetRef"]["kind"], spec["scaleTargetRef"]["name"]))
+    if obj["kind"] == "Ingress":
+        needs.add(("IngressClass", spec["ingressClassName"]))
+        for rule in spec.get("rules") or []:
+            for path in rule["http"]["paths"]:
+                needs.add(("Service", path["backend"]["service"]["name"]))
+    return needs
+
+
+@pytest.mark.parametrize("stage", ["local", "aws"])
+def test_every_object_is_applied_after_what_it_refers_to(stage: str) -> None:
+    """The rendered order is the deploy's apply order (`kube.apply_order`): in AWS the Kafka StorageClass
+    comes before the StatefulSet whose claims name it, the load balancer controller's CRDs before it."""
+    rendered = render(STAGES[stage])
+    assert rendered == sorted(rendered, key=apply_rank)
+    crd_kinds = {o["spec"]["names"]["kind"] for o in rendered if o["kind"] == "CustomResourceDefinition"}
+    seen: set[tuple[str, str]] = set()
+    checked = 0
+    for obj in rendered:
+        declared = {(o["kind"], o["metadata"]["name"]) for o in rendered}
+        missing = {need for need in references(obj, crd_kinds) if need in declared} - seen
+        assert not missing, f"{obj['kind']} {obj['metadata']['name']} comes before {sorted(missing)}"
+        checked += len(references(obj, crd_kinds))
+        seen.add((obj["kind"], obj["metadata"]["name"]))
+    assert checked > len(rendered)
+    if stage == "aws":
+        kinds = [o["kind"] for o in rendered]
+        assert kinds.index("StorageClass") < kinds.index("StatefulSet")
 
 
 def test_every_container_runs_restricted(objects: list[dict[str, Any]]) -> None:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from infra.model import SERVICES, render
-from sim.kubelet.quantity import parse_quantity
+from kube.quantity import parse_quantity
 from tests.unit.model_configs import AWS, LOCAL, STAGES, find, render_with
 
 #: a t3.medium's allocatable on EKS (2 vCPU, 4 GiB less kube and system reserves), and the

@@ -16,7 +16,8 @@ import pytest
 from infra.desired import model_config
 from infra.model import render
 from infra.settings import Settings
-from infra.targets import TargetError, kind_cluster, local_host_data
+from infra.stages import TargetError
+from infra.stages.emulator import kind_cluster, local_host_data
 from tests.integration.stages import Phases
 from tests.integration.stages.aws import kubeconfig_document
 from tests.integration.stages.aws import preflight as aws_preflight

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from infra.settings import Settings, SettingsError
-from infra.targets import TargetError, aws_account, settings_file
+from infra.stages import TargetError
+from infra.stages.aws import aws_account, settings_file
 
 
 @pytest.mark.parametrize(

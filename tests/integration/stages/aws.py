@@ -23,7 +23,8 @@ from lightkube.resources.networking_v1 import Ingress
 from rich.console import Console
 
 from infra.k8s.access import eks_token
-from infra.targets import TargetError, aws_account
+from infra.stages import TargetError
+from infra.stages.aws import aws_account
 from tests.integration.stages.base import REPO, STAGE_LOGS, TEARDOWN, Phases, StageError
 from tests.integration.stages.forwarding import ForwardedStage
 from tests.support.waiting import eventually

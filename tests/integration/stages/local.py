@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from infra.targets import local_cloud
+from infra.stages.emulator import local_cloud
 from sim.cloudstate import read_state
 from sim.process import free_port
 from tests.integration.stages.base import REPO, STAGE_LOGS, Phases, Stage, StageError, run_logged, tail

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.images import python as host
-from sim.images.errors import ImageError, ImagePullError
-from sim.images.reference import parse
-from sim.images.rootfs import merge_layers
-from sim.images.runspec import RunSpec, build_runspec
-from sim.images.unpack import file_digest, unpack_layer
+from containers.nodestore import python as host
+from containers.nodestore.errors import ImageError, ImagePullError
+from containers.nodestore.reference import parse
+from containers.nodestore.rootfs import merge_layers
+from containers.nodestore.runspec import RunSpec, build_runspec
+from containers.nodestore.unpack import file_digest, unpack_layer
 
 APP_REF = "app"
 REF_ANNOTATION = "org.opencontainers.image.ref.name"

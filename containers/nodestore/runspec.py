@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sim.images.errors import ImageError
+from containers.nodestore.errors import ImageError
 
 PYTHON_LABEL = "io.shopstack.python"
 PATH_VARIABLES = ("PATH", "PYTHONPATH", "PYTHONHOME", "LD_LIBRARY_PATH")

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from sim.images.errors import ImageError
+from containers.nodestore.errors import ImageError
 
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"

@@ -1,10 +1,5 @@
-"""The deploy's targets as host data: what `inventory/local.py` and `inventory/aws.py` give their host.
-
-The two differ only in data: where AWS is (the emulator's endpoint, or the standard AWS settings), how
-Kubernetes is reached (the local cloud's kubeconfig, or an EKS token), where images go (the local cloud's
-image store as well as ECR, or ECR alone). Everything else is `infra.settings.Settings`' defaults, which
-either target can override with a file of settings (`SHOPSTACK_SETTINGS=path.toml`) or `--data key=value`.
-"""
+"""The AWS emulator as the deploy's target: the local cloud (`inventory/local.py`), or kind beside an
+emulator container (`inventory/kind.py`). The one place the deploy touches the simulator."""
 
 from __future__ import annotations
 
@@ -12,11 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from infra.stages import TargetError, settings_file
 from sim.aws import CREDENTIALS
 from sim.cloud import CloudConfig
 from sim.cloudstate import read_state
@@ -27,23 +22,6 @@ PROMETHEUS_MISSING = (
     "inventory/local.py: no `prometheus` binary here, so the shop is deployed without Prometheus "
     "(apt-get install prometheus to have it)"
 )
-
-
-class TargetError(Exception):
-    """The target cannot be used as it is; the message is one line saying why and what to do."""
-
-
-def settings_file(env: Mapping[str, str]) -> dict[str, Any]:
-    """The settings in `$SHOPSTACK_SETTINGS` (TOML), or none."""
-    path = env.get("SHOPSTACK_SETTINGS")
-    if not path:
-        return {}
-    try:
-        return tomllib.loads(Path(path).read_text())
-    except OSError as err:
-        raise TargetError(f"SHOPSTACK_SETTINGS={path}: {err.strerror}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise TargetError(f"SHOPSTACK_SETTINGS={path}: not TOML: {err}") from None
 
 
 def local_cloud(state_dir: Path, env: Mapping[str, str] = os.environ) -> dict[str, Any]:
@@ -117,30 +95,5 @@ def kind_cluster(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
     return {
         **_emulator_data("kind"),
         **{key: env[variable] for key, variable in names.items()},
-        **settings_file(env),
-    }
-
-
-def aws_account(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """Host data for a real AWS account: its id must be given, and credentials must be found."""
-    import boto3
-
-    account_id = env.get("SHOPSTACK_AWS_ACCOUNT_ID", "")
-    if not account_id:
-        raise TargetError("set SHOPSTACK_AWS_ACCOUNT_ID to the 12-digit id of the account to deploy into")
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    if not region:
-        raise TargetError("set AWS_REGION (or AWS_DEFAULT_REGION) to the region to deploy into")
-    if boto3.Session(region_name=region).get_credentials() is None:
-        raise TargetError(
-            "no AWS credentials found (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO or an "
-            "instance role): log in first, e.g. `aws sso login`"
-        )
-    return {
-        "stage": "aws",
-        "account_id": account_id,
-        "region": region,
-        "image_publisher": "ecr",
-        "kube_access": "eks-token",
         **settings_file(env),
     }

@@ -1,8 +1,8 @@
-"""`python -m sim.images`: the local cloud's image store from the command line, like `kind load`.
+"""`python -m containers.nodestore`: the local cloud's image store from the command line, like `kind load`.
 
-    python -m sim.images [--store DIR] load LAYOUT [--name NAME] [--tag TAG]
-    python -m sim.images [--store DIR] resolve REFERENCE
-    python -m sim.images [--store DIR] list
+    python -m containers.nodestore [--store DIR] load LAYOUT [--name NAME] [--tag TAG]
+    python -m containers.nodestore [--store DIR] resolve REFERENCE
+    python -m containers.nodestore [--store DIR] list
 
 The store defaults to $SHOPSTACK_IMAGE_STORE, else .sim/images. A failure is one line, exit status 1.
 """
@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sim.images.errors import ImageError
-from sim.images.store import ImageStore
+from containers.nodestore.errors import ImageError
+from containers.nodestore.store import ImageStore
 
 
 def default_store() -> Path:
@@ -25,7 +25,7 @@ def default_store() -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    top = argparse.ArgumentParser(prog="python -m sim.images", description=__doc__.split("\n\n")[0])
+    top = argparse.ArgumentParser(prog="python -m containers.nodestore", description=__doc__.split("\n\n")[0])
     top.add_argument(
         "--store", type=Path, default=None, help="default: $SHOPSTACK_IMAGE_STORE or .sim/images"
     )
