@@ -2,7 +2,7 @@
 worker thread).
 
 One `read()` is one consistent-enough snapshot: every cluster with its status and ARN, and each of its node
-groups with the subnets (CIDR and availability zone, from EC2) it spreads over.
+groups with the subnets (CIDR, availability zone and zone id, from EC2) it spreads over.
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ class Emulator:
             return {}
         found = self.ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": sorted(ids)}])
         return {
-            s["SubnetId"]: Subnet(s["SubnetId"], s["CidrBlock"], s["AvailabilityZone"])
+            s["SubnetId"]: Subnet(
+                s["SubnetId"], s["CidrBlock"], s["AvailabilityZone"], s.get("AvailabilityZoneId", "")
+            )
             for s in found["Subnets"]
         }
 

@@ -153,7 +153,7 @@ class HostedCluster:
         missing = [key for key in plan.nodes if key not in self.nodes]
         for key in missing:
             spec = plan.nodes[key]
-            self.agent.add_node(spec.name, spec.labels, spec.capacity)
+            self.agent.add_node(spec.name, spec.labels, spec.capacity, spec.addresses)
             self.nodes[key] = spec
             log.info("cluster %s: node %s added (%s, %s)", self.name, spec.name, key[0], spec.zone)
         for key in surplus:

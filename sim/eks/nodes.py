@@ -5,7 +5,11 @@ availability zones); each instance is named by its private address as EC2 names 
 (`ip-10-0-1-23.ec2.internal`). Here node number `i` of a group goes to subnet `i mod n`, and its address
 is picked inside that subnet's CIDR from a hash of (group, i): the same group and size always give the
 same names. A plan keeps the nodes that exist and adds or drops from the end, so scaling down removes the
-newest nodes first, and a name once given stays.
+newest nodes first, and a name and address once given stay.
+
+The Node reports that private address as EKS's do (`InternalIP`, then the private DNS name as
+`InternalDNS` and `Hostname`), though nothing listens on it here: the node's processes run on loopback,
+and whatever must reach them uses the pod's loopback address, never the node's.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ class Subnet:
     id: str
     cidr: str
     zone: str
+    #: the zone's account-independent id (`use1-az1`), as `describe_subnets` gives it
+    zone_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,14 +68,25 @@ class NodeGroup:
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One Node to run: its name, labels and capacity, and the slot of its group it fills."""
+    """One Node to run: its name, private address, labels and capacity, and the slot of its group it
+    fills."""
 
     name: str
+    address: str
     nodegroup: str
     index: int
     zone: str
     labels: Mapping[str, str]
     capacity: Mapping[str, str]
+
+    @property
+    def addresses(self) -> list[dict[str, str]]:
+        """`status.addresses` of an EKS node in a private subnet."""
+        return [
+            {"type": "InternalIP", "address": self.address},
+            {"type": "InternalDNS", "address": self.name},
+            {"type": "Hostname", "address": self.name},
+        ]
 
 
 @dataclass
@@ -89,9 +106,25 @@ def node_name(address: ipaddress.IPv4Address, region: str) -> str:
     return f"ip-{str(address).replace('.', '-')}.{dns_suffix(region)}"
 
 
-def _address(subnet: Subnet, group: NodeGroup, index: int, taken: set[str], region: str) -> str:
-    """The name of node `index` of `group` in `subnet`: a hashed host address, the next free one on a
-    clash."""
+def topology_labels(instance_type: str, subnet: Subnet, region: str) -> dict[str, str]:
+    """The instance type and topology labels the AWS cloud provider puts on an EKS node: the stable ones,
+    their deprecated beta twins (still set in 1.30) and the zone id."""
+    labels = {
+        "node.kubernetes.io/instance-type": instance_type,
+        "beta.kubernetes.io/instance-type": instance_type,
+        "topology.kubernetes.io/zone": subnet.zone,
+        "failure-domain.beta.kubernetes.io/zone": subnet.zone,
+        "topology.kubernetes.io/region": region,
+        "failure-domain.beta.kubernetes.io/region": region,
+    }
+    if subnet.zone_id:
+        labels["topology.k8s.aws/zone-id"] = subnet.zone_id
+    return labels
+
+
+def _address(subnet: Subnet, group: NodeGroup, index: int, taken: set[str]) -> ipaddress.IPv4Address:
+    """The private address of node `index` of `group` in `subnet`: a hashed host address, the next free
+    one on a clash."""
     network = ipaddress.IPv4Network(subnet.cidr)
     usable = network.num_addresses - RESERVED_LOW - RESERVED_HIGH
     if usable <= 0:
@@ -99,10 +132,9 @@ def _address(subnet: Subnet, group: NodeGroup, index: int, taken: set[str], regi
     digest = hashlib.sha256(f"{group.cluster}/{group.name}/{index}".encode()).digest()
     start = int.from_bytes(digest[:8], "big") % usable
     for step in range(usable):
-        offset = RESERVED_LOW + (start + step) % usable
-        name = node_name(network.network_address + offset, region)
-        if name not in taken:
-            return name
+        address = network.network_address + RESERVED_LOW + (start + step) % usable
+        if str(address) not in taken:
+            return address
     raise ValueError(f"subnet {subnet.id} ({subnet.cidr}) is full")
 
 
@@ -127,22 +159,23 @@ def plan_nodes(
                 kept = current.get((group.name, index))
                 if kept is not None:
                     nodes[group.name, index] = kept
-    taken = {spec.name for spec in nodes.values()}
+    taken = {spec.address for spec in nodes.values()}
     for group, capacity in usable:
         for index in range(group.desired):
             if (group.name, index) in nodes:
                 continue
             subnet = group.subnets[index % len(group.subnets)]
-            name = _address(subnet, group, index, taken, region)
-            taken.add(name)
+            address = _address(subnet, group, index, taken)
+            taken.add(str(address))
+            name = node_name(address, region)
             labels = {
                 **group.labels,
-                "node.kubernetes.io/instance-type": group.instance_type,
-                "topology.kubernetes.io/zone": subnet.zone,
-                "topology.kubernetes.io/region": region,
+                **topology_labels(group.instance_type, subnet, region),
                 "eks.amazonaws.com/nodegroup": group.name,
                 "eks.amazonaws.com/capacityType": group.capacity_type,
                 "kubernetes.io/hostname": name,
             }
-            nodes[group.name, index] = NodeSpec(name, group.name, index, subnet.zone, labels, capacity)
+            nodes[group.name, index] = NodeSpec(
+                name, str(address), group.name, index, subnet.zone, labels, capacity
+            )
     return Plan(nodes, problems)

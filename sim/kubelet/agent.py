@@ -11,7 +11,14 @@ period) and then deletes the pod with grace 0; a pod removed outright is stopped
 `read_log` answers `pods/log` for `KubeApp`; `exec_container`, `exec` and `open_port` serve
 `pods/exec` and `pods/portforward` (`sim.k8s.streaming.PodStreams`). `stop()` stops every pod: no
 process is left behind. Nodes can come and go while it runs: `add_node` registers one more (with its own
-labels and capacity), `remove_node` drains one (cordon, evict its pods, stop what is left) and deletes it.
+labels, capacity and addresses), `remove_node` drains one (cordon, evict its pods, stop what is left) and
+deletes it.
+
+A node's `status.addresses` are what it was given (an EKS node's private address in its subnet), else
+`HOST_IP`, the loopback address every node's processes really share; a pod's `hostIP` is its node's
+`InternalIP`, as in Kubernetes. Both are for show: whatever must reach a pod (port-forward, probes, the
+service proxy, Prometheus' targets) uses its pod IP, and the downward API's `status.hostIP` stays
+`HOST_IP`, the address a process on the node can reach.
 """
 
 from __future__ import annotations
@@ -148,9 +155,10 @@ class NodeAgent:
             name: Kubelet(replace(config, log_root=config.log_root / name)) for name in self.nodes
         }
         self.capacity = {**DEFAULT_CAPACITY, **(capacity or {})}
-        #: the labels and capacity of nodes added with `add_node`, over the standard ones
+        #: the labels, capacity and addresses of nodes added with `add_node`, over the standard ones
         self.node_labels: dict[str, dict[str, str]] = {}
         self.node_capacity: dict[str, dict[str, str]] = {}
+        self.node_addresses: dict[str, list[dict[str, str]]] = {}
         self.addresses = PodAddresses(pod_cidr)
         self.heartbeat_seconds = heartbeat_seconds
         self.running: dict[str, Running] = {}  # pod uid -> what runs it
@@ -223,7 +231,7 @@ class NodeAgent:
                 ),
                 condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ],
-            "addresses": [{"type": "InternalIP", "address": HOST_IP}, {"type": "Hostname", "address": name}],
+            "addresses": self._addresses(name),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
             "nodeInfo": {
                 "machineID": name,
@@ -239,12 +247,26 @@ class NodeAgent:
             },
         }
 
+    def _addresses(self, name: str) -> list[dict[str, str]]:
+        given = self.node_addresses.get(name)
+        if given:
+            return [dict(address) for address in given]
+        return [{"type": "InternalIP", "address": HOST_IP}, {"type": "Hostname", "address": name}]
+
+    def _host_ips(self, name: str) -> dict[str, Any]:
+        """The `hostIP` and `hostIPs` of the node's pods: its `InternalIP`."""
+        internal = (a["address"] for a in self._addresses(name) if a["type"] == "InternalIP")
+        ip = next(internal, HOST_IP)
+        return {"hostIP": ip, "hostIPs": [{"ip": ip}]}
+
     def _register(self, name: str) -> None:
-        labels = {
+        labels = {  # as a kubelet labels its Node, the deprecated beta twins included
             **self.node_labels.get(name, {}),
             "kubernetes.io/hostname": name,
             "kubernetes.io/os": "linux",
             "kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "beta.kubernetes.io/arch": "amd64",
         }
         status = self._node_status(name)
         try:
@@ -312,14 +334,20 @@ class NodeAgent:
                     log.warning("heartbeat of node %s: %s", name, err)
 
     def add_node(
-        self, name: str, labels: Mapping[str, str] | None = None, capacity: Mapping[str, str] | None = None
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        capacity: Mapping[str, str] | None = None,
+        addresses: Sequence[Mapping[str, str]] = (),
     ) -> None:
-        """Run one more node, registered with `labels` and `capacity` (over the agent's) at once when the
-        agent runs, else at `start()`. A node already run here is left as it is."""
+        """Run one more node, registered with `labels` and `capacity` (over the agent's) and `addresses`
+        (its `status.addresses`; `HOST_IP` when none) at once when the agent runs, else at `start()`. A
+        node already run here is left as it is."""
         if name in self.kubelets:
             return
         self.node_labels[name] = dict(labels or {})
         self.node_capacity[name] = {**self.capacity, **(capacity or {})}
+        self.node_addresses[name] = [dict(address) for address in addresses]
         self.kubelets[name] = Kubelet(replace(self.config, log_root=self.config.log_root / name))
         self.nodes.append(name)
         if self._tasks:
@@ -375,6 +403,7 @@ class NodeAgent:
         del self.kubelets[name]
         self.node_labels.pop(name, None)
         self.node_capacity.pop(name, None)
+        self.node_addresses.pop(name, None)
         for rt, namespace in ((LEASES, LEASE_NAMESPACE), (NODES, None)):
             try:
                 self.store.delete(rt, namespace, name)
@@ -464,7 +493,7 @@ class NodeAgent:
             self._write_status(
                 meta["namespace"],
                 meta["name"],
-                {"phase": "Failed", "reason": "StartError", "message": str(err), "hostIP": HOST_IP},
+                {"phase": "Failed", "reason": "StartError", "message": str(err), **self._host_ips(node)},
             )
             return
         running = Running(runtime, ip, meta["namespace"], meta["name"], node)
@@ -476,7 +505,7 @@ class NodeAgent:
         async for status in running.runtime.changes():
             if running.stopping is not None:
                 continue  # the pod is going: its final status does not matter
-            self._write_status(running.namespace, running.name, status)
+            self._write_status(running.namespace, running.name, {**status, **self._host_ips(running.node)})
 
     def _write_status(self, namespace: str, name: str, status: Obj) -> None:
         try:

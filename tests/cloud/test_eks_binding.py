@@ -1,6 +1,7 @@
 """The EKS binding (`python -m sim.eks`) against a real moto server, driven through boto3 alone and read
 with the real kubectl: an EKS cluster with a node group of 2 t3.medium becomes a Kubernetes API with 2 Ready
-Nodes labelled and sized like EKS's, in the zones of the node group's subnets; changing `desiredSize`
+Nodes labelled, sized and addressed like EKS's (a private address in the subnet of the node's zone, the
+one its name carries, shown by `kubectl get nodes -o wide` and as its pods' host IP); changing `desiredSize`
 adds a node or drains the surplus (the pods move); a Deployment of the payment image runs; a node group
 of an unknown instance type is skipped with a warning; a second node group adds its nodes and deleting it
 removes them; deleting the cluster stops its API and its pods; SIGTERM, even during a drain a disruption
@@ -18,7 +19,7 @@ import re
 import signal
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ class Binding:
     aws: dict[str, Any]
     subnets: list[str]
     first_nodes: tuple[str, ...] = ()
+    #: each node's InternalIP, by name, as first seen
+    node_ips: dict[str, str] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         return boto3.client(service, **self.aws)
@@ -118,6 +121,42 @@ def binding(
 
 def nodes(kubectl: Kubectl) -> list[dict[str, Any]]:
     return list(get_json(kubectl, "nodes")["items"])
+
+
+def internal_ip(node: dict[str, Any]) -> str:
+    (ip,) = [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"]
+    return str(ip)
+
+
+def wide_column(table: str, column: str) -> dict[str, str]:
+    """A column of `kubectl get ... -o wide` by the row's name (kubectl aligns values under headers)."""
+    header, *rows = table.splitlines()
+    start = header.index(column)
+    return {row.split()[0]: row[start:].split()[0] for row in rows if row.strip()}
+
+
+def check_addresses(binding: Binding, found: list[dict[str, Any]]) -> None:
+    """Each node is addressed as EKS's are: its InternalIP is the private address its name carries, in
+    the CIDR of the subnet of its zone, unique, and the same as when first seen; its private DNS name is
+    its InternalDNS and Hostname; `kubectl get nodes -o wide` shows that address."""
+    subnets = binding.client("ec2").describe_subnets(SubnetIds=binding.subnets)["Subnets"]
+    by_zone = {s["AvailabilityZone"]: s for s in subnets}
+    for node in found:
+        name, labels = node["metadata"]["name"], node["metadata"]["labels"]
+        ip = internal_ip(node)
+        assert name == f"ip-{ip.replace('.', '-')}.ec2.internal", (name, ip)
+        subnet = by_zone[labels["topology.kubernetes.io/zone"]]
+        network = ipaddress.ip_network(subnet["CidrBlock"])
+        assert ipaddress.ip_address(ip) in network, (ip, network)
+        assert labels["topology.k8s.aws/zone-id"] == subnet["AvailabilityZoneId"]
+        assert labels["failure-domain.beta.kubernetes.io/zone"] == subnet["AvailabilityZone"]
+        assert {"type": "InternalDNS", "address": name} in node["status"]["addresses"]
+        assert {"type": "Hostname", "address": name} in node["status"]["addresses"]
+        assert binding.node_ips.setdefault(name, ip) == ip, "a node's address changed"
+    ips = [internal_ip(n) for n in found]
+    assert len(set(ips)) == len(ips), ips
+    table = binding.kubectl()("get", "nodes", "-o", "wide")
+    assert wide_column(table, "INTERNAL-IP") == {n["metadata"]["name"]: internal_ip(n) for n in found}, table
 
 
 def ready_nodes(kubectl: Kubectl, count: int) -> list[dict[str, Any]]:
@@ -186,6 +225,7 @@ def test_eks_cluster_and_node_group_yield_ready_nodes_in_the_subnets_zones(bindi
         }
         assert node["status"]["allocatable"] == capacity
     assert len(zones) == 2, zones  # spread over the subnets' zones, round robin
+    check_addresses(binding, found)
     binding.first_nodes = tuple(n["metadata"]["name"] for n in found)
 
     table = kubectl("get", "nodes", "-L", "topology.kubernetes.io/zone")
@@ -205,6 +245,7 @@ def test_raising_desired_size_adds_a_node_in_the_third_zone(binding: Binding) ->
     assert len(names) == 3, names
     assert before < names
     assert {n["metadata"]["labels"]["topology.kubernetes.io/zone"] for n in found} == set(SUBNETS.values())
+    check_addresses(binding, found)
 
 
 def test_payment_deployment_runs_on_the_nodes(binding: Binding, payment_image: BuiltImage) -> None:
@@ -232,6 +273,7 @@ def test_payment_deployment_runs_on_the_nodes(binding: Binding, payment_image: B
     assert len(pods) == 3
     assert len({p["spec"]["nodeName"] for p in pods}) == 3, "one pod on each node"
     for pod in pods:
+        assert pod["status"]["hostIP"] == binding.node_ips[pod["spec"]["nodeName"]], pod["status"]
         assert pod["status"]["podIP"].startswith("127.180."), pod["status"]
         with httpx.Client(timeout=5, trust_env=False) as client:
             assert client.get(f"http://{pod['status']['podIP']}:8080/healthz").status_code == 200
@@ -244,6 +286,7 @@ def test_lowering_desired_size_drains_to_one_node_and_the_pods_move(binding: Bin
     assert len(found) == 1, [n["metadata"]["name"] for n in found]
     (survivor,) = found
     assert survivor["metadata"]["name"] in binding.first_nodes  # the newest go first
+    check_addresses(binding, found)
     assert not (survivor.get("spec") or {}).get("unschedulable")
 
     def all_pods_ready_on_survivor() -> bool:

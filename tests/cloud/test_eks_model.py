@@ -1,5 +1,5 @@
-"""The EKS binding's model: which Nodes a node group stands for (names, zones, labels, capacity), how a
-plan follows a changed size, and the address blocks clusters get."""
+"""The EKS binding's model: which Nodes a node group stands for (names, private addresses, zones, labels,
+capacity), how a plan follows a changed size, and the address blocks clusters get."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from sim.eks.nodes import NodeGroup, Subnet, plan_nodes
 from sim.k8s.defaults import DEFAULT_SERVICE_CIDR
 
 SUBNETS = (
-    Subnet("subnet-a", "10.0.1.0/24", "us-east-1a"),
-    Subnet("subnet-b", "10.0.2.0/24", "us-east-1b"),
-    Subnet("subnet-c", "10.0.3.0/24", "us-east-1c"),
+    Subnet("subnet-a", "10.0.1.0/24", "us-east-1a", "use1-az6"),
+    Subnet("subnet-b", "10.0.2.0/24", "us-east-1b", "use1-az1"),
+    Subnet("subnet-c", "10.0.3.0/24", "us-east-1c", "use1-az2"),
 )
 
 
@@ -22,24 +22,35 @@ def group(desired: int, name: str = "workers", instance_type: str = "t3.medium")
     return NodeGroup("shop", name, instance_type, "ON_DEMAND", desired, SUBNETS, {"role": "app"})
 
 
-def test_nodes_are_named_by_an_address_in_their_subnet_and_spread_round_robin() -> None:
+def test_nodes_are_named_by_their_private_address_in_their_subnet_and_spread_round_robin() -> None:
     plan = plan_nodes("us-east-1", [group(4)])
     assert not plan.problems
     specs = [plan.nodes["workers", i] for i in range(4)]
     assert [s.zone for s in specs] == ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1a"]
     for spec, subnet in zip(specs, [*SUBNETS, SUBNETS[0]], strict=True):
         assert re.fullmatch(r"ip-10-0-[123]-\d+\.ec2\.internal", spec.name), spec.name
-        address = ipaddress.ip_address(spec.name.split(".")[0][3:].replace("-", "."))
+        address = ipaddress.ip_address(spec.address)
+        assert spec.name == f"ip-{spec.address.replace('.', '-')}.ec2.internal"
         network = ipaddress.ip_network(subnet.cidr)
         assert address in network
         assert network.network_address + 4 <= address < network.broadcast_address  # AWS's reserved ones
+        assert spec.addresses == [
+            {"type": "InternalIP", "address": spec.address},
+            {"type": "InternalDNS", "address": spec.name},
+            {"type": "Hostname", "address": spec.name},
+        ]
         assert spec.labels["topology.kubernetes.io/zone"] == subnet.zone
-    assert len({s.name for s in specs}) == 4
+        assert spec.labels["topology.k8s.aws/zone-id"] == subnet.zone_id
+    assert len({s.name for s in specs}) == len({s.address for s in specs}) == 4
     assert specs[0].labels == {
         "role": "app",
         "node.kubernetes.io/instance-type": "t3.medium",
+        "beta.kubernetes.io/instance-type": "t3.medium",
         "topology.kubernetes.io/zone": "us-east-1a",
+        "failure-domain.beta.kubernetes.io/zone": "us-east-1a",
+        "topology.k8s.aws/zone-id": "use1-az6",
         "topology.kubernetes.io/region": "us-east-1",
+        "failure-domain.beta.kubernetes.io/region": "us-east-1",
         "eks.amazonaws.com/nodegroup": "workers",
         "eks.amazonaws.com/capacityType": "ON_DEMAND",
         "kubernetes.io/hostname": specs[0].name,
@@ -47,7 +58,7 @@ def test_nodes_are_named_by_an_address_in_their_subnet_and_spread_round_robin() 
     assert specs[0].capacity == {"cpu": "2", "memory": "4Gi", "pods": "17", "ephemeral-storage": "20Gi"}
 
 
-def test_names_are_stable_and_scaling_keeps_the_oldest_nodes() -> None:
+def test_names_and_addresses_are_stable_and_scaling_keeps_the_oldest_nodes() -> None:
     two = plan_nodes("us-east-1", [group(2)])
     assert plan_nodes("us-east-1", [group(2)]).nodes == two.nodes
     three = plan_nodes("us-east-1", [group(3)], two.nodes)
@@ -63,6 +74,11 @@ def test_nodes_of_many_groups_never_share_a_name() -> None:
     plan = plan_nodes("eu-west-1", groups)
     names = [spec.name for spec in plan.nodes.values()]
     assert len(names) == len(set(names)) == 9
+    assert len({spec.address for spec in plan.nodes.values()}) == 9
+    assert all(
+        ipaddress.ip_address(spec.address) in ipaddress.ip_network("10.0.9.0/28")
+        for spec in plan.nodes.values()
+    )
     assert all(name.endswith(".eu-west-1.compute.internal") for name in names)
     assert plan.nodes["g0", 0].labels["eks.amazonaws.com/capacityType"] == "SPOT"
     assert plan.nodes["g0", 0].capacity["memory"] == "8Gi"
