@@ -36,15 +36,16 @@ from containers.artifact import Blob, BuiltImage
 from containers.ecr import login
 from containers.errors import ContainersError
 from containers.imagesjson import ImagesFile
+from containers.nodestore import ImageStore
 from containers.oci import Descriptor, Manifest
 from containers.push import Pusher
 from containers.registry import Registry
 from infra.aws.tags import tag_list, tags
+from infra.changes import changes
 from infra.cloud import Cloud, cloud_of
 from infra.fact import ApiFact
 from infra.failure import stop
 from infra.settings import Settings
-from sim.images import ImageStore
 
 BUILD_FIRST = "run `python -m containers build` first"
 
@@ -170,44 +171,46 @@ def repositories(
     current = host.get_fact(EcrRepositories, prefix=repository_name(settings, ""), repository_names=wanted)
     names = wanted if services is not None else sorted(current)
     policy = lifecycle_policy(keep_images)
-    changed = False
+    commands: list[FunctionCommand] = []
     for repository in names:
         found = current.get(repository)
         if not present:
             if found is not None:
-                changed = True
-                yield FunctionCommand(_delete_repository, (repository,), {})
+                commands.append(FunctionCommand(_delete_repository, (repository,), {}))
             continue
         if found is None:
-            changed = True
-            yield FunctionCommand(_create_repository, (repository, policy), {})
+            commands.append(FunctionCommand(_create_repository, (repository, policy), {}))
             continue
         if found["scan_on_push"] is not True:
-            changed = True
-            yield FunctionCommand(
-                _configure,
-                (
-                    repository,
-                    "put_image_scanning_configuration",
-                    {"imageScanningConfiguration": {"scanOnPush": True}},
-                ),
-                {},
+            commands.append(
+                FunctionCommand(
+                    _configure,
+                    (
+                        repository,
+                        "put_image_scanning_configuration",
+                        {"imageScanningConfiguration": {"scanOnPush": True}},
+                    ),
+                    {},
+                )
             )
         if found["mutability"] != "IMMUTABLE":
-            changed = True
-            yield FunctionCommand(
-                _configure, (repository, "put_image_tag_mutability", {"imageTagMutability": "IMMUTABLE"}), {}
+            commands.append(
+                FunctionCommand(
+                    _configure,
+                    (repository, "put_image_tag_mutability", {"imageTagMutability": "IMMUTABLE"}),
+                    {},
+                )
             )
         if found["lifecycle"] != policy:
-            changed = True
-            yield FunctionCommand(
-                _configure,
-                (repository, "put_lifecycle_policy", {"lifecyclePolicyText": json.dumps(policy)}),
-                {},
+            commands.append(
+                FunctionCommand(
+                    _configure,
+                    (repository, "put_lifecycle_policy", {"lifecyclePolicyText": json.dumps(policy)}),
+                    {},
+                )
             )
-    if not changed:
-        state = "scanned on push, immutable, with a lifecycle policy" if present else "absent"
-        host.noop(f"repositories {', '.join(names) or '(none)'} are {state}")
+    state = "scanned on push, immutable, with a lifecycle policy" if present else "absent"
+    yield from changes(commands, f"repositories {', '.join(names) or '(none)'} are {state}")
 
 
 def _create_repository(state: State, host: Host, repository: str, policy: dict[str, Any]) -> None:
@@ -282,6 +285,7 @@ def publish_images(images: Mapping[str, str] | None = None) -> Generator[Functio
     store = str(settings.image_store) if settings.image_publisher == "local-store" else None
     published = host.get_fact(PublishedImages, wanted=wanted, image_store=store)
     missing = [service for service in sorted(images) if not published[repository_name(settings, service)]]
+    commands = []
     for service in missing:
         digest = wanted[repository_name(settings, service)]
         try:
@@ -289,9 +293,8 @@ def publish_images(images: Mapping[str, str] | None = None) -> Generator[Functio
         except BuildMissing as err:
             yield stop(str(err))
             return
-        yield FunctionCommand(_publish, (built,), {})
-    if not missing:
-        host.noop(f"the {len(images)} images of {settings.images_file} are published")
+        commands.append(FunctionCommand(_publish, (built,), {}))
+    yield from changes(commands, f"the {len(images)} images of {settings.images_file} are published")
 
 
 def push_to_registry(registry: Registry, project: str, image: BuiltImage) -> str:

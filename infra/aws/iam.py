@@ -25,6 +25,7 @@ from pyinfra.api.state import State
 from pyinfra.context import host
 
 from infra.aws.tags import PROJECT_TAG, tag_dict, tag_list, tags
+from infra.changes import changes
 from infra.cloud import Cloud, cloud_of
 from infra.fact import ApiFact
 from infra.settings import Settings
@@ -293,10 +294,10 @@ def _role_changes(
     if not present:
         return [] if current is None else [FunctionCommand(_delete_role, (role_name,), {})]
     wanted_inline = {name: normalised(document) for name, document in (inline or {}).items()}
-    changes: list[FunctionCommand] = []
+    commands: list[FunctionCommand] = []
     if current is None:
         current = {"trust": None, "managed": [], "inline": {}}
-        changes.append(FunctionCommand(_create_role, (role_name, spec), {}))
+        commands.append(FunctionCommand(_create_role, (role_name, spec), {}))
     else:
         issuer = (
             host.get_fact(OidcProvider, project=settings.project)["issuer"]
@@ -305,32 +306,26 @@ def _role_changes(
         )
         wanted_trust = trust_document(settings, spec, issuer)
         if wanted_trust is None or normalised(wanted_trust) != current["trust"]:
-            changes.append(FunctionCommand(_update_trust, (role_name, spec), {}))
+            commands.append(FunctionCommand(_update_trust, (role_name, spec), {}))
     for policy_arn in sorted(set(managed) - set(current["managed"])):
-        changes.append(FunctionCommand(_attach, (role_name, policy_arn), {}))
+        commands.append(FunctionCommand(_attach, (role_name, policy_arn), {}))
     for policy_arn in sorted(set(current["managed"]) - set(managed)):
-        changes.append(FunctionCommand(_detach, (role_name, policy_arn), {}))
+        commands.append(FunctionCommand(_detach, (role_name, policy_arn), {}))
     for policy_name, document in sorted(wanted_inline.items()):
         if current["inline"].get(policy_name) != document:
-            changes.append(FunctionCommand(_put_inline, (role_name, policy_name, document), {}))
+            commands.append(FunctionCommand(_put_inline, (role_name, policy_name, document), {}))
     for policy_name in sorted(set(current["inline"]) - set(wanted_inline)):
-        changes.append(FunctionCommand(_delete_inline, (role_name, policy_name), {}))
-    return changes
-
-
-def _apply(changes: list[FunctionCommand], already: str) -> Generator[FunctionCommand, None, None]:
-    if not changes:
-        host.noop(already)
-    yield from changes
+        commands.append(FunctionCommand(_delete_inline, (role_name, policy_name), {}))
+    return commands
 
 
 @operation()
 def cluster_role(present: bool = True) -> Generator[FunctionCommand, None, None]:
     """The role the EKS control plane assumes, with AmazonEKSClusterPolicy."""
     role_name = cluster_role_name(cloud_of(host).settings)
-    changes = _role_changes(role_name, {"service": "eks.amazonaws.com"}, CLUSTER_POLICIES, present=present)
-    yield from _apply(
-        changes, f"role {role_name} is as declared" if present else f"role {role_name} is absent"
+    commands = _role_changes(role_name, {"service": "eks.amazonaws.com"}, CLUSTER_POLICIES, present=present)
+    yield from changes(
+        commands, f"role {role_name} is as declared" if present else f"role {role_name} is absent"
     )
 
 
@@ -338,9 +333,9 @@ def cluster_role(present: bool = True) -> Generator[FunctionCommand, None, None]
 def node_role(present: bool = True) -> Generator[FunctionCommand, None, None]:
     """The role of the node group's instances: worker node, CNI and ECR read-only policies."""
     role_name = node_role_name(cloud_of(host).settings)
-    changes = _role_changes(role_name, {"service": "ec2.amazonaws.com"}, NODE_POLICIES, present=present)
-    yield from _apply(
-        changes, f"role {role_name} is as declared" if present else f"role {role_name} is absent"
+    commands = _role_changes(role_name, {"service": "ec2.amazonaws.com"}, NODE_POLICIES, present=present)
+    yield from changes(
+        commands, f"role {role_name} is as declared" if present else f"role {role_name} is absent"
     )
 
 
@@ -350,16 +345,16 @@ def service_roles(grants: Grants, present: bool = True) -> Generator[FunctionCom
     assume through the cluster's OIDC provider, allowed only its actions on its own table. `grants` maps
     a service to its table and DynamoDB actions (`dynamodb_grants(settings)` for the shop)."""
     settings = cloud_of(host).settings
-    changes: list[FunctionCommand] = []
+    commands: list[FunctionCommand] = []
     for service, (table_name, actions) in sorted(grants.items()):
-        changes += _role_changes(
+        commands += _role_changes(
             service_role_name(settings, service),
             {"service_account": f"{settings.namespace}:{service}"},
             inline={"dynamodb": table_policy(settings, table_name, actions)},
             present=present,
         )
-    yield from _apply(
-        changes, f"{len(grants)} service roles are as declared" if present else "no service roles"
+    yield from changes(
+        commands, f"{len(grants)} service roles are as declared" if present else "no service roles"
     )
 
 
@@ -368,14 +363,14 @@ def load_balancer_controller_role(present: bool = True) -> Generator[FunctionCom
     """The AWS Load Balancer Controller's role, for its service account in kube-system."""
     settings = cloud_of(host).settings
     role_name = load_balancer_controller_role_name(settings)
-    changes = _role_changes(
+    commands = _role_changes(
         role_name,
         {"service_account": ":".join(LOAD_BALANCER_CONTROLLER)},
         inline={"load-balancer-controller": load_balancer_controller_policy()},
         present=present,
     )
-    yield from _apply(
-        changes, f"role {role_name} is as declared" if present else f"role {role_name} is absent"
+    yield from changes(
+        commands, f"role {role_name} is as declared" if present else f"role {role_name} is absent"
     )
 
 
@@ -421,12 +416,12 @@ def oidc_provider(present: bool = True) -> Generator[FunctionCommand, None, None
     current = host.get_fact(OidcProvider, project=settings.project)
     issuer, providers = current["issuer"], current["providers"]
     wanted = _provider_arn(settings, issuer) if present and issuer else None
-    changes = [FunctionCommand(_delete_provider, (arn,), {}) for arn in sorted(providers) if arn != wanted]
+    commands = [FunctionCommand(_delete_provider, (arn,), {}) for arn in sorted(providers) if arn != wanted]
     if present and wanted not in providers:
-        changes.append(FunctionCommand(_create_provider, (), {}))
+        commands.append(FunctionCommand(_create_provider, (), {}))
     elif present and wanted is not None:
         if STS_AUDIENCE not in providers[wanted]["client_ids"]:
-            changes.append(FunctionCommand(_add_audience, (wanted,), {}))
+            commands.append(FunctionCommand(_add_audience, (wanted,), {}))
         if EKS_OIDC_THUMBPRINT not in providers[wanted]["thumbprints"]:
-            changes.append(FunctionCommand(_set_thumbprint, (wanted,), {}))
-    yield from _apply(changes, f"OIDC provider for {issuer}" if present else "no OIDC provider")
+            commands.append(FunctionCommand(_set_thumbprint, (wanted,), {}))
+    yield from changes(commands, f"OIDC provider for {issuer}" if present else "no OIDC provider")

@@ -23,6 +23,7 @@ from pyinfra.api.state import State
 from pyinfra.context import host
 
 from infra.aws.tags import PROJECT_TAG, tag_dict, tag_list, tags
+from infra.changes import changes
 from infra.cloud import Cloud, cloud_of
 from infra.fact import ApiFact
 from infra.settings import Settings
@@ -364,16 +365,13 @@ def vpc(present: bool = True) -> Generator[FunctionCommand, None, None]:
             f"VPC {vpc_name(s.project)} has CIDR {current['cidr']}, settings say {s.vpc_cidr}: "
             "a VPC's CIDR cannot change; tear the network down first"
         )
-    changed = False
+    commands: list[FunctionCommand] = []
     if not (current["dns_support"] and current["dns_hostnames"]):
-        changed = True
-        yield FunctionCommand(_set_dns, (), {})
+        commands.append(FunctionCommand(_set_dns, (), {}))
     missing = _missing_tags(current["tags"], tags(s.project, vpc_name(s.project)))
     if missing:
-        changed = True
-        yield FunctionCommand(_tag, (current["id"], missing), {})
-    if not changed:
-        host.noop(f"VPC {vpc_name(s.project)} is {s.vpc_cidr} with DNS on")
+        commands.append(FunctionCommand(_tag, (current["id"], missing), {}))
+    yield from changes(commands, f"VPC {vpc_name(s.project)} is {s.vpc_cidr} with DNS on")
 
 
 # ---------------------------------------------------------------------------------------------- subnets
@@ -434,13 +432,14 @@ def subnets(present: bool = True) -> Generator[FunctionCommand, None, None]:
         for have in current.values():
             yield FunctionCommand(_delete_subnet, (have["id"],), {})
         return
-    changed = False
+    commands: list[FunctionCommand] = []
     for subnet, want in wanted.items():
         if subnet not in current:
-            changed = True
-            yield FunctionCommand(_create_subnet, (subnet, want["cidr"], want["zone"], want["tags"]), {})
+            commands.append(
+                FunctionCommand(_create_subnet, (subnet, want["cidr"], want["zone"], want["tags"]), {})
+            )
             if want["map_public_ip"]:
-                yield FunctionCommand(_map_public_ip, (subnet, True), {})
+                commands.append(FunctionCommand(_map_public_ip, (subnet, True), {}))
             continue
         have = current[subnet]
         if (have["cidr"], have["zone"]) != (want["cidr"], want["zone"]):
@@ -449,18 +448,14 @@ def subnets(present: bool = True) -> Generator[FunctionCommand, None, None]:
                 f"{want['zone']}: a subnet cannot move; tear the network down first"
             )
         if have["map_public_ip"] != want["map_public_ip"]:
-            changed = True
-            yield FunctionCommand(_map_public_ip, (subnet, want["map_public_ip"]), {})
+            commands.append(FunctionCommand(_map_public_ip, (subnet, want["map_public_ip"]), {}))
         missing = _missing_tags(have["tags"], want["tags"])
         if missing:
-            changed = True
-            yield FunctionCommand(_tag, (have["id"], missing), {})
+            commands.append(FunctionCommand(_tag, (have["id"], missing), {}))
         misplaced = [k for k in ROLE_TAGS.values() if k in have["tags"] and k not in want["tags"]]
         if misplaced:
-            changed = True
-            yield FunctionCommand(_untag, (have["id"], misplaced), {})
-    if not changed:
-        host.noop(f"{len(wanted)} subnets in {len(s.zones)} zones, tagged")
+            commands.append(FunctionCommand(_untag, (have["id"], misplaced), {}))
+    yield from changes(commands, f"{len(wanted)} subnets in {len(s.zones)} zones, tagged")
 
 
 # ------------------------------------------------------------------------------------ internet gateway
@@ -569,23 +564,20 @@ def nat_gateways(present: bool = True) -> Generator[FunctionCommand, None, None]
             yield FunctionCommand(_release_eip, (allocation_id,), {})
         return
     eip_names = set(current["eip"].values())
-    changed = False
+    commands: list[FunctionCommand] = []
     for zone in s.zones:
         name = nat_name(s.project, zone)
         if name not in eip_names:
-            changed = True
-            yield FunctionCommand(_allocate_eip, (name,), {})
+            commands.append(FunctionCommand(_allocate_eip, (name,), {}))
         nat = current["nat"].get(name)
         if nat is None:
-            changed = True
-            yield FunctionCommand(_create_nat, (zone,), {})
+            commands.append(FunctionCommand(_create_nat, (zone,), {}))
         elif nat["subnet"] != subnet_name(s.project, PUBLIC, zone):
             raise OperationError(
                 f"NAT gateway {name} is in {nat['subnet']}, not {subnet_name(s.project, PUBLIC, zone)}: "
                 "tear the network down to move it"
             )
-    if not changed:
-        host.noop(f"{len(s.zones)} NAT gateways, one per zone")
+    yield from changes(commands, f"{len(s.zones)} NAT gateways, one per zone")
 
 
 # ------------------------------------------------------------------------------------------ route tables
@@ -695,30 +687,28 @@ def route_tables(present: bool = True) -> Generator[FunctionCommand, None, None]
         for existing in current.values():
             yield FunctionCommand(_delete_route_table, (existing["id"],), {})
         return
-    changed = False
+    commands: list[FunctionCommand] = []
     for table, want in _wanted_tables(s).items():
         have = current.get(table) or {"routes": {}, "subnets": []}
         if table not in current:
-            changed = True
-            yield FunctionCommand(_create_route_table, (table,), {})
+            commands.append(FunctionCommand(_create_route_table, (table,), {}))
         for destination, target in want["routes"].items():
             if have["routes"].get(destination) != target:
-                changed = True
-                yield FunctionCommand(
-                    _put_route, (table, destination, target, destination in have["routes"]), {}
+                commands.append(
+                    FunctionCommand(
+                        _put_route, (table, destination, target, destination in have["routes"]), {}
+                    )
                 )
         for destination in sorted(set(have["routes"]) - set(want["routes"])):
-            changed = True
-            yield FunctionCommand(_delete_route, (table, destination), {})
+            commands.append(FunctionCommand(_delete_route, (table, destination), {}))
         for subnet in want["subnets"]:
             if subnet not in have["subnets"]:
-                changed = True
-                yield FunctionCommand(_associate, (table, subnet), {})
+                commands.append(FunctionCommand(_associate, (table, subnet), {}))
         for subnet in sorted(set(have["subnets"]) - set(want["subnets"])):
-            changed = True
-            yield FunctionCommand(_disassociate, (have["id"], _subnet_id(cloud_of(host), subnet)), {})
-    if not changed:
-        host.noop(f"{len(s.zones) + 1} route tables with their routes and subnets")
+            commands.append(
+                FunctionCommand(_disassociate, (have["id"], _subnet_id(cloud_of(host), subnet)), {})
+            )
+    yield from changes(commands, f"{len(s.zones) + 1} route tables with their routes and subnets")
 
 
 # ---------------------------------------------------------------------------------------- security groups
@@ -835,19 +825,14 @@ def security_groups(present: bool = True) -> Generator[FunctionCommand, None, No
         for have in current.values():
             yield FunctionCommand(_delete_group, (have["id"],), {})
         return
-    missing = [role for role in GROUPS if role not in current]
-    for role in missing:  # every group first: rules refer to each other's ids
-        yield FunctionCommand(_create_group, (role,), {})
-    changed = bool(missing)
+    # every group first: rules refer to each other's ids
+    commands = [FunctionCommand(_create_group, (role,), {}) for role in GROUPS if role not in current]
     for role, want in wanted_rules().items():
         have = current.get(role) or {"ingress": [], "egress": []}
         for direction in ("ingress", "egress"):
             existing = {tuple(rule) for rule in have[direction]}
             for rule in sorted(set(want[direction]) - existing):
-                changed = True
-                yield FunctionCommand(_authorize, (role, direction, rule), {})
+                commands.append(FunctionCommand(_authorize, (role, direction, rule), {}))
             for rule in sorted(existing - set(want[direction])):
-                changed = True
-                yield FunctionCommand(_revoke, (role, direction, rule), {})
-    if not changed:
-        host.noop(f"security groups {', '.join(GROUPS)} have exactly their rules")
+                commands.append(FunctionCommand(_revoke, (role, direction, rule), {}))
+    yield from changes(commands, f"security groups {', '.join(GROUPS)} have exactly their rules")

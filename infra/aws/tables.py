@@ -21,6 +21,7 @@ from pyinfra.api.state import State
 from pyinfra.context import host
 
 from infra.aws.tags import tag_list, tags
+from infra.changes import changes
 from infra.cloud import Cloud, cloud_of
 from infra.fact import ApiFact
 from infra.failure import stop
@@ -85,18 +86,18 @@ def table_commands(spec: TableSpec, present: bool = True) -> Generator[FunctionC
             "a key cannot change in place; delete the table (its data!) to let the deploy recreate it"
         )
         return
-    changed = False
+    commands: list[FunctionCommand] = []
     if current["billing"] != "PAY_PER_REQUEST":
-        changed = True
-        yield FunctionCommand(_update, (spec.table_name, {"BillingMode": "PAY_PER_REQUEST"}), {})
+        commands.append(FunctionCommand(_update, (spec.table_name, {"BillingMode": "PAY_PER_REQUEST"}), {}))
     if not current["sse"]:
-        changed = True
-        yield FunctionCommand(_update, (spec.table_name, {"SSESpecification": {"Enabled": True}}), {})
+        commands.append(
+            FunctionCommand(_update, (spec.table_name, {"SSESpecification": {"Enabled": True}}), {})
+        )
     if not current["pitr"]:
-        changed = True
-        yield FunctionCommand(_enable_pitr, (spec.table_name,), {})
-    if not changed:
-        host.noop(f"table {spec.table_name} is on-demand, encrypted, with point-in-time recovery")
+        commands.append(FunctionCommand(_enable_pitr, (spec.table_name,), {}))
+    yield from changes(
+        commands, f"table {spec.table_name} is on-demand, encrypted, with point-in-time recovery"
+    )
 
 
 def _create(state: State, host: Host, spec: TableSpec) -> None:
