@@ -1,4 +1,4 @@
-"""`python -m sim up|status|down`: start, inspect and stop the local cloud (see sim/cloud.py)."""
+"""`python -m sim up|status|down`: start, inspect and stop the local cloud (see sim/supervisor/cloud.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sim.cloud import CloudConfig, Supervisor
+from sim.supervisor.cloud import CloudConfig, Supervisor
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

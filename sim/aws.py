@@ -1,30 +1,24 @@
-"""The AWS emulator: moto in server mode, on loopback, with the AWS-managed IAM policies loaded."""
+"""The AWS emulator: moto in server mode, on loopback, with the AWS-managed IAM policies loaded; how it is
+started (one command line, for the supervisor and the tests alike) and how clients reach it."""
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
-
-from sim.process import ManagedProcess, http_ok
 
 DEFAULT_PORT = 4566
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+#: what moto's server needs in its environment: attaching AWS-managed policies works only with them loaded
+SERVER_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+#: answers 200 once the server takes requests
+HEALTH_PATH = "/moto-api/"
+
+
+def server_command(host: str, port: int) -> list[str]:
+    """The command line of moto's server on `host:port`."""
+    return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
 
 
 def client_env(endpoint: str) -> dict[str, str]:
     """The `AWS_*` variables that point an SDK at the emulator."""
     return {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, **CREDENTIALS}
-
-
-def start_moto(log_dir: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> ManagedProcess:
-    """Start moto's server and wait until it answers."""
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    process = ManagedProcess(
-        "moto",
-        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
-        log_dir / "moto.log",
-        env=env,
-    ).start()
-    return process.wait_ready(lambda: http_ok(f"http://{host}:{port}/moto-api/"), timeout=60)

@@ -36,7 +36,7 @@ from containers.nodestore.store import LoadedImage
 from sim.aws import client_env
 from sim.cluster import split_addresses
 from sim.k8s.kubeconfig import write_kubeconfig
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 
 HOST = "127.0.0.1"
 DEFAULT_NODES = ("node-1", "node-2")

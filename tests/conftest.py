@@ -14,11 +14,12 @@ import boto3
 import pytest
 
 from containers.nodestore import ImageStore
-from sim.aws import client_env, start_moto
-from sim.kafka import create_topic, start_tansu
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.aws import client_env
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery
 from tests.support.images import BuildFailed, build_images
+from tests.support.kafka import create_topic, start_tansu
+from tests.support.moto import start_moto
 from tests.support.shop import FlagsFile, Shop, create_tables
 
 pytest_plugins = ["sim.pytest_plugin", "tests.integration.plugin"]

@@ -1,5 +1,5 @@
 """The third-party images the deploy runs, pinned by digest (tag kept for people; the digest is what
-pulls). Locally `sim/standins.py` runs a stand-in for each repository instead of the image."""
+pulls). Locally `sim/standins/table.py` runs a stand-in for each repository instead of the image."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ ConfigMap so that the relative `rule_files` entry resolves beside prometheus.yml
 pods, endpoints and services, and the `prometheus` Service on 9090.
 
 Discovery is `kubernetes_sd_configs` in both stages, reading the API with the pod's service account
-token. The local cloud's Prometheus stand-in (`sim.standin_prometheus`) turns it into a file discovery it
+token. The local cloud's Prometheus stand-in (`sim.standins.prometheus`) turns it into a file discovery it
 keeps from the local API with the same `__meta_kubernetes_pod_*` labels, since Debian's 2.42 binary has
 no Kubernetes discovery. Everything else in the config is valid for 2.42 (the tests check it with
 `promtool`).

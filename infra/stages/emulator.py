@@ -13,8 +13,8 @@ from typing import Any
 
 from infra.stages import TargetError, settings_file
 from sim.aws import CREDENTIALS
-from sim.cloud import CloudConfig
-from sim.cloudstate import read_state
+from sim.supervisor.cloud import CloudConfig
+from sim.supervisor.state import read_state
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's account
 LOCAL_CLOUD_TIMEOUT_SECONDS = 180

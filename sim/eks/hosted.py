@@ -27,8 +27,8 @@ from sim.eks.emulator import EksCluster
 from sim.eks.nodes import NodeSpec, Plan
 from sim.k8s.kubeconfig import write_kubeconfig
 from sim.kubelet.agent import NodeAgent
-from sim.process import free_port
 from sim.serving import KEEP_ALIVE_SECONDS
+from sim.supervisor.process import free_port
 
 log = logging.getLogger(__name__)
 

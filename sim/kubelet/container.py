@@ -21,8 +21,6 @@ from typing import Any
 
 from containers.nodestore import ImageError, ImagePullError, ImageStore, RunSpec
 from kube.quantity import format_cpu, format_memory
-from sim import standins
-from sim.cloudstate import MARKER
 from sim.kubelet.backoff import Backoff
 from sim.kubelet.lifeline import die_with_parent
 from sim.kubelet.logs import ContainerLogs
@@ -40,6 +38,9 @@ from sim.kubelet.spec import (
 )
 from sim.kubelet.status import ContainerStatus, State, exit_code, now, terminated
 from sim.kubelet.volumes import PodVolumes
+from sim.standins.table import Placement
+from sim.standins.table import resolve as resolve_standin
+from sim.supervisor.state import MARKER
 
 
 @dataclass
@@ -206,12 +207,12 @@ class Container:
         return Launch(runspec, argv, env, cwd, image_id)
 
     def _resolve_image(self) -> RunSpec:
-        """The image from the node's store, else its stand-in (sim/standins.py), else ErrImagePull."""
+        """The image from the node's store, else its stand-in (sim/standins/table.py), else ErrImagePull."""
         try:
             return self.config.images.resolve(self.spec.image)
         except ImagePullError:
-            placement = standins.Placement(self.pod_ip, self.config.aws_endpoint, self.config.api_url)
-            standin = standins.resolve(self.spec.image, placement, self.config.images.root / "standins")
+            placement = Placement(self.pod_ip, self.config.aws_endpoint, self.config.api_url)
+            standin = resolve_standin(self.spec.image, placement, self.config.images.root / "standins")
             if standin is None:
                 raise
             return standin

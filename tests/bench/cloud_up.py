@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sim.cloudstate import marked_processes, read_state
+from sim.supervisor.state import marked_processes, read_state
 
 FREE_PORTS = [
     "--aws-port=0",

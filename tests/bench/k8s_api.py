@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from sim.process import ManagedProcess, free_port
+from sim.supervisor.process import ManagedProcess, free_port
 
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.005

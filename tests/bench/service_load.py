@@ -25,7 +25,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from tests.support.shop import MODULES
 
 HOST = "127.0.0.1"

@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from containers.nodestore import ImageStore
 from sim.alb.elbv2 import ElbV2State
 from sim.alb.model import CLUSTER_TAG, STACK_TAG, plan
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from tests.conftest import BuiltImage
 from tests.support.cluster import Cluster, get_json, payment_container, poll, start_cluster
 

@@ -25,10 +25,10 @@ from rich.console import Console
 
 from containers.nodestore.__main__ import default_store
 from sim.aws import client_env
-from sim.cloud import COMPONENTS, CloudConfig, Component, Supervisor
-from sim.cloudstate import alive, read_state
-from sim.process import free_port, http_ok, tcp_open
 from sim.pytest_plugin import LocalCloud
+from sim.supervisor.cloud import COMPONENTS, CloudConfig, Component, Supervisor
+from sim.supervisor.process import free_port, http_ok, tcp_open
+from sim.supervisor.state import alive, read_state
 from tests.k8s.conftest import Kubectl, kubectl_binary
 from tests.support.cluster import get_json, poll
 

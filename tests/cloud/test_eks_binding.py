@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from containers.nodestore import ImageStore
-from sim.process import ManagedProcess, free_port, http_ok, tcp_open
+from sim.supervisor.process import ManagedProcess, free_port, http_ok, tcp_open
 from tests.conftest import BuiltImage
 from tests.k8s.conftest import Kubectl, kubectl_binary
 from tests.kubelet.helpers import alive

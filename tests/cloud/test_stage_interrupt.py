@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.cloudstate import marked_processes, read_state
+from sim.supervisor.state import marked_processes, read_state
 from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,8 +16,9 @@ import pytest
 
 from containers.nodestore import ImageStore
 from infra.model import render
-from sim import standins
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.standins import table as standins
+from sim.standins.table import Placement
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from tests.support.cluster import Cluster, get_json, start_cluster
 from tests.unit.model_configs import LOCAL, find
 
@@ -57,7 +58,7 @@ def grafana_env(dashboards: Path) -> dict[str, str]:
 def grafana(tmp_path: Path) -> Iterator[str]:
     provisioning, dashboards = write_grafana_volumes(tmp_path)
     port = free_port(HOST)
-    argv = [sys.executable, "-m", "sim.standin_grafana", "--listen", f"{HOST}:{port}"]
+    argv = [sys.executable, "-m", "sim.standins.grafana", "--listen", f"{HOST}:{port}"]
     process = ManagedProcess(
         "grafana-standin",
         [*argv, "--provisioning", str(provisioning)],
@@ -85,11 +86,11 @@ def test_the_grafana_images_resolve_to_the_stand_in_with_the_mounted_provisionin
         assert standin is not None
         assert standin.name == "grafana"
     image = find(render(LOCAL), "Deployment", "grafana")["spec"]["template"]["spec"]["containers"][0]["image"]
-    spec = standins.resolve(image, standins.Placement("127.76.200.9"), tmp_path / "root")
+    spec = standins.resolve(image, Placement("127.76.200.9"), tmp_path / "root")
     assert spec is not None
     mounted = spec.with_mounts({"/etc/grafana/provisioning": tmp_path / "volumes" / "provisioning"})
     argv = mounted.command(None, None)
-    assert argv[:3] == [sys.executable, "-m", "sim.standin_grafana"]
+    assert argv[:3] == [sys.executable, "-m", "sim.standins.grafana"]
     assert "--listen" in argv
     assert "127.76.200.9:3000" in argv
     assert f"--provisioning={tmp_path / 'volumes' / 'provisioning'}" in argv
@@ -131,7 +132,7 @@ def test_a_bad_file_stops_it_at_start_with_one_line(
 ) -> None:
     provisioning, dashboards = write_grafana_volumes(tmp_path)
     (tmp_path / broken).write_text(content)
-    argv = [sys.executable, "-m", "sim.standin_grafana", "--listen", f"{HOST}:{free_port(HOST)}"]
+    argv = [sys.executable, "-m", "sim.standins.grafana", "--listen", f"{HOST}:{free_port(HOST)}"]
     result = subprocess.run(
         [*argv, "--provisioning", str(provisioning)],
         env=grafana_env(dashboards),

@@ -16,11 +16,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from containers.nodestore import ImageStore
-from sim import standins
-from sim.kafka import create_topic
-from sim.process import ManagedProcess, http_ok, tcp_open
-from sim.standins import Placement
+from sim.standins import table as standins
+from sim.standins.table import Placement
+from sim.supervisor.process import ManagedProcess, http_ok, tcp_open
 from tests.support.cluster import Cluster, get_json, poll, start_cluster
+from tests.support.kafka import create_topic
 
 #: the cluster's pods get 127.76.0.0/17; the stand-ins a test runs directly listen on 127.76.200.x
 CLUSTER_CIDR = "127.76.0.0/16"

@@ -20,7 +20,7 @@ import pytest
 
 from containers.build import Builder, BuildOptions, BuildResult
 from containers.declaration import load, lock_groups
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"

@@ -17,7 +17,7 @@ import pytest
 
 from containers.artifact import BuiltImage
 from containers.build import APP, BuildResult
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from tests.containers.conftest import HOST, REPO, Workspace, run_cli
 
 CODE_STEPS = ["config-{0}", "image-{0}", "layer-code-{0}", "src-{0}"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.aws import start_moto
-from sim.process import free_port
+from sim.supervisor.process import free_port
+from tests.support.moto import start_moto
 
 HOST = "127.0.0.1"
 

@@ -15,7 +15,7 @@ from containers.nodestore import ImageStore
 from containers.registry import Registry
 from infra.aws.ecr import image_reference, layout_image, push_to_registry
 from infra.settings import Settings
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from tests.conftest import BuiltImage
 from tests.support.pyinfra_run import ACCOUNT_ID, Run, emulator_client, emulator_data, run_pyinfra
 

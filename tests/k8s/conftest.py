@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sim.k8s.kubeconfig import write_kubeconfig
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 
 HOST = "127.0.0.1"
 KUBECTL_CANDIDATES = ("/usr/lib/google-cloud-sdk/bin/kubectl.1.30", "kubectl.1.30", "kubectl")

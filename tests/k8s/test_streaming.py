@@ -25,7 +25,7 @@ from kubernetes import config as k8s_config
 from kubernetes.stream import portforward, stream
 
 from containers.nodestore import ImageStore
-from sim.process import free_port
+from sim.supervisor.process import free_port
 from tests.conftest import BuiltImage
 from tests.support.cluster import Cluster, get_json, payment_container, poll, start_cluster
 

@@ -14,7 +14,7 @@ import pytest
 from sim.k8s.store import Store
 from sim.network.endpoints import EndpointsController
 from sim.network.proxy import ServiceProxy
-from sim.process import free_port
+from sim.supervisor.process import free_port
 from tests.network.helpers import SERVICES, add_pod, add_service, set_ready
 
 BACKENDS = {"payment-a": "127.91.1.2", "payment-b": "127.91.1.3"}

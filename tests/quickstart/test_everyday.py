@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sim.cloudstate import marked_processes
+from sim.supervisor.state import marked_processes
 from tests.support.pyinfra_run import PYINFRA, REPO
 
 pytestmark = pytest.mark.timeout(900)

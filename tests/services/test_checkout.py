@@ -21,9 +21,9 @@ from services.checkout.shipping import shipping_cost
 from services.common.flag_contract import Flag
 from services.common.money import Money
 from services.common.orders import ORDERS_TOPIC, OrderPlaced, decode
-from sim.kafka import start_tansu
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery
+from tests.support.kafka import start_tansu
 from tests.support.shop import HOST, FlagsFile, Shop
 from tests.support.shopper import ADDRESS, VISA
 

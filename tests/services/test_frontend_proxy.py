@@ -23,7 +23,7 @@ import pytest
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery
 from tests.support.shop import HOST, Shop
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.common.flag_contract import Flag
-from sim.process import free_port
+from sim.supervisor.process import free_port
 from tests.support.shop import FlagsFile, Shop
 
 FAILING_PRODUCT = "OLJCESPC7Z"

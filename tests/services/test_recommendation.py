@@ -11,7 +11,7 @@ import pytest
 
 from services.common.flag_contract import Flag
 from services.recommendation.cache import MAX_LEAKED_ENTRIES
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from tests.support.shop import HOST, FlagsFile, Shop
 from tests.support.shopper import metric_value
 

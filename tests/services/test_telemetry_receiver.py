@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery, TelemetryQueryError, TelemetryTimeout
 from sim.telemetry.store import Edge, Metric
 from tests.support.shop import Shop

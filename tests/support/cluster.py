@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import pytest
 
 from containers.nodestore import ImageStore
-from sim.process import ManagedProcess
 from sim.pytest_plugin import start_local_cluster
+from sim.supervisor.process import ManagedProcess
 from tests.k8s.conftest import Kubectl, kubectl_binary
 
 T = TypeVar("T")

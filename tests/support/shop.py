@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 
 from services.common.flag_contract import Flag, flag_definitions
-from sim.process import ManagedProcess, free_port, http_ok
+from sim.supervisor.process import ManagedProcess, free_port, http_ok
 
 HOST = "127.0.0.1"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim.process import free_port
+from sim.supervisor.process import free_port
 
 
 def test_no_port_is_handed_out_twice_even_before_it_is_bound() -> None:

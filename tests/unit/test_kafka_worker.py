@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from services.common.kafka import Publisher, Worker
-from sim.kafka import create_topic
+from tests.support.kafka import create_topic
 
 # A consumer group takes about 5 s to form on Tansu, and as long again to rebalance.
 DEADLINE_SECONDS = 40

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.kafka import tansu_argv
-from sim.standin_kafka import advertised
+from sim.standins.kafka import advertised, tansu_argv
 
 
 def test_the_declared_listener_is_advertised_at_its_resolved_address() -> None:

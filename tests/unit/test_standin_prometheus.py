@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.standin_prometheus import main, pod_targets, rewrite
+from sim.standins.prometheus import main, pod_targets, rewrite
 
 CONFIG = {
     "rule_files": ["alerts.yaml"],

@@ -32,7 +32,7 @@ from rich.console import Console
 from infra.aws.ecr import built_images, image_reference
 from infra.stages.emulator import LOCAL_ACCOUNT_ID, kind_cluster
 from sim.aws import CREDENTIALS
-from sim.process import free_port
+from sim.supervisor.process import free_port
 from tests.integration.stages.base import BUILD_DIR, REPO, STAGE_LOGS, Phases
 from tests.integration.stages.forwarding import ForwardedStage
 

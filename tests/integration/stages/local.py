@@ -19,8 +19,8 @@ from typing import Any
 from rich.console import Console
 
 from infra.stages.emulator import local_cloud
-from sim.cloudstate import read_state
-from sim.process import free_port
+from sim.supervisor.process import free_port
+from sim.supervisor.state import read_state
 from tests.integration.stages.base import REPO, STAGE_LOGS, Phases, Stage, StageError, run_logged, tail
 
 INVENTORY = REPO / "inventory" / "local.py"

@@ -1,4 +1,4 @@
-"""`python -m sim.standin_prometheus --api-server URL -- PROMETHEUS ARGS...`: the real `prometheus` binary,
+"""`python -m sim.standins.prometheus --api-server URL -- PROMETHEUS ARGS...`: the real `prometheus` binary,
 finding the pods its config's Kubernetes discovery asks for in the local cluster.
 
 Two things stand between the pod's config and this machine: Debian's `prometheus` is built without
@@ -150,7 +150,7 @@ def keep_discovering(discoveries: list[Discovery], stop: threading.Event) -> Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m sim.standin_prometheus", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sim.standins.prometheus", description=__doc__)
     parser.add_argument("--api-server", required=True)
     parser.add_argument("prometheus", nargs=argparse.REMAINDER, help="-- the prometheus binary and its args")
     args = parser.parse_args(argv)

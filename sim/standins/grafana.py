@@ -1,4 +1,4 @@
-"""`python -m sim.standin_grafana`: what the Grafana images' stand-in runs in a pod (no Grafana binary
+"""`python -m sim.standins.grafana`: what the Grafana images' stand-in runs in a pod (no Grafana binary
 can be installed here).
 
 At start it reads the provisioning directory as Grafana does (`datasources/*.yaml` and
@@ -176,7 +176,7 @@ def create_app(provisioned: Provisioned) -> Quart:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sim.standin_grafana", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sim.standins.grafana", description=__doc__)
     parser.add_argument("--listen", required=True, help="HOST:PORT to serve on")
     parser.add_argument("--provisioning", required=True, type=Path, help="Grafana's provisioning directory")
     args = parser.parse_args(argv)

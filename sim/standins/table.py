@@ -7,7 +7,7 @@ but whose repository this table names runs the stand-in instead: the Kafka image
 messages and committed offsets), the OpenTelemetry Collector images run the local OTLP/HTTP receiver, the
 Prometheus images run the `prometheus` binary with the container's own args (paths as the pod's volumes
 mount them), the Grafana images a stand-in serving the provisioned datasources and dashboards
-(`sim.standin_grafana`). An image that is neither in the store nor in this table stays an `ErrImagePull`.
+(`sim.standins.grafana`). An image that is neither in the store nor in this table stays an `ErrImagePull`.
 
 A stand-in is a `RunSpec` like any image's, so the kubelet starts, probes and stops it the same way; its
 root filesystem is an empty directory of its own under the image store (where paths the pod does not
@@ -67,7 +67,7 @@ def _python_env() -> dict[str, str]:
 
 
 def _kafka(placement: Placement) -> tuple[list[str], dict[str, str]]:
-    argv = [sys.executable, "-m", "sim.standin_kafka", "--listen", f"{placement.pod_ip}:{KAFKA_PORT}"]
+    argv = [sys.executable, "-m", "sim.standins.kafka", "--listen", f"{placement.pod_ip}:{KAFKA_PORT}"]
     env = _python_env()
     if placement.aws_endpoint is not None:
         argv += ["--bucket", KAFKA_BUCKET]
@@ -92,12 +92,12 @@ def _prometheus(placement: Placement) -> tuple[list[str], dict[str, str]]:
     if placement.api_server is None:
         return argv, {"PATH": HOST_PATH}
     # no in-cluster credentials here: a wrapper points the config's Kubernetes discovery at the API
-    wrapper = [sys.executable, "-m", "sim.standin_prometheus", "--api-server", placement.api_server, "--"]
+    wrapper = [sys.executable, "-m", "sim.standins.prometheus", "--api-server", placement.api_server, "--"]
     return [*wrapper, *argv], _python_env()
 
 
 def _grafana(placement: Placement) -> tuple[list[str], dict[str, str]]:
-    argv = [sys.executable, "-m", "sim.standin_grafana", "--listen", f"{placement.pod_ip}:{GRAFANA_PORT}"]
+    argv = [sys.executable, "-m", "sim.standins.grafana", "--listen", f"{placement.pod_ip}:{GRAFANA_PORT}"]
     return argv, _python_env()
 
 

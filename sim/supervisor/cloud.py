@@ -26,10 +26,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from sim.aws import client_env
-from sim.cloudstate import MARKER, CloudState, ComponentRecord, alive, marked_processes, read_state
-from sim.cloudstate import start_time as process_start_time
-from sim.process import ManagedProcess, free_port, http_ok, tcp_open
+from sim import aws
+from sim.supervisor.process import ManagedProcess, free_port, http_ok, tcp_open
+from sim.supervisor.state import MARKER, CloudState, ComponentRecord, alive, marked_processes, read_state
+from sim.supervisor.state import start_time as process_start_time
 
 HOST = "127.0.0.1"
 HEALTH_TIMEOUT_SECONDS = 60.0
@@ -143,11 +143,11 @@ def _url(host: str, port: int, path: str = "") -> str:
 COMPONENTS: tuple[Component, ...] = (
     Component(
         "aws",
-        lambda c: [sys.executable, "-m", "moto.server", "-H", c.host, "-p", str(c.aws_port)],
+        lambda c: aws.server_command(c.host, c.aws_port),
         lambda c: [c.aws_port],
-        lambda c: _url(c.host, c.aws_port, "/moto-api/"),
+        lambda c: _url(c.host, c.aws_port, aws.HEALTH_PATH),
         lambda c: c.aws_endpoint,
-        env=lambda c: {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
+        env=lambda c: dict(aws.SERVER_ENV),
     ),
     Component(
         "eks",
@@ -174,7 +174,7 @@ COMPONENTS: tuple[Component, ...] = (
         lambda c: _url(c.host, c.eks_port, "/healthz"),
         lambda c: _url(c.host, c.eks_port),
         needs=("aws",),
-        env=lambda c: client_env(c.aws_endpoint),
+        env=lambda c: aws.client_env(c.aws_endpoint),
         missing=module_missing("sim.eks"),
     ),
     Component(
@@ -200,7 +200,7 @@ COMPONENTS: tuple[Component, ...] = (
         lambda c: _url(c.host, c.alb_admin_port, "/healthz"),
         lambda c: _url(c.host, c.alb_port),
         needs=("aws",),
-        env=lambda c: client_env(c.aws_endpoint),
+        env=lambda c: aws.client_env(c.aws_endpoint),
         missing=module_missing("sim.alb"),
     ),
     Component(
