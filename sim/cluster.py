@@ -3,7 +3,9 @@
 
 `LocalCluster.app` is the ASGI app to serve; its lifespan starts the node agents first (so nodes exist
 when the controllers make their first pass) and stops them last (so every pod process is gone before the
-server exits).
+server exits). The API server imports nothing of the kubelet: its logs, exec and port-forward
+(`sim.kubelet.streams`) and its usage samples are handed to it here, through the small protocols it
+declares.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sim.k8s.store import Store
 from sim.kubelet import KubeletConfig
 from sim.kubelet.agent import NodeAgent
 from sim.kubelet.spec import PodSpec
+from sim.kubelet.streams import NodeStreams
 from sim.network.node import NodeNetwork
 
 DEFAULT_POD_CIDR = "127.1.0.0/16"
@@ -53,7 +56,7 @@ class ClusterConfig:
     #: the HPA sync period, node grace period and pod eviction timeout
     timings: Timings = field(default_factory=Timings)
     #: run a node agent (and the cluster network) even with no `nodes`: nodes come and go at runtime
-    #: (`LocalCluster.agent.add_node` / `remove_node`), as an EKS cluster's node groups scale
+    #: (`LocalCluster.agent.add_node`, `sim.eks.drain.remove_node`), as an EKS cluster's node groups scale
     elastic_nodes: bool = False
     #: the AWS emulator this cluster's cloud controllers (the ALB controller) talk to; None: no cloud
     aws_endpoint: str | None = None
@@ -106,6 +109,7 @@ class LocalCluster:
                 self.store, config.nodes, kubelet, pod_cidr=config.pod_cidr, capacity=config.capacity
             )
         metrics = self.agent.metrics if self.agent is not None else None
+        streams = NodeStreams(self.agent) if self.agent is not None else None
         self.controllers: list[Controller] = all_controllers(self.store, metrics, config.timings)
         if self.network is not None:
             self.controllers += self.network.controllers()
@@ -113,8 +117,8 @@ class LocalCluster:
             self.controllers.append(AlbController(self.store, config.aws_endpoint, config.cluster_name))
         self.app = KubeApp(
             self.store,
-            log_source=self.agent.read_log if self.agent is not None else placeholder_log,
-            streams=self.agent,
+            log_source=streams.read_log if streams is not None else placeholder_log,
+            streams=streams,
             metrics_source=metrics,
             on_startup=[self.start],
             on_shutdown=[self.stop],

@@ -8,7 +8,8 @@ once its stack is synced without it, so `kubectl delete ingress` returns after t
 Events: `SuccessfullyReconciled`, and warnings for refused annotations or a failed sync (each once).
 A load balancer tagged for this cluster whose stack no Ingress declares is deleted (one whose Ingress
 has refused annotations is left alone, as upstream keeps the last good state). Passes run on any
-change to the watched types and every `period` seconds (to retry a failed sync).
+change to the watched types and every `period` seconds (to retry a failed sync), in the controllers'
+shared loop (`sim.controllers.base.Controller.run_pass`).
 """
 
 from __future__ import annotations
@@ -52,27 +53,14 @@ class AlbController(Controller):
         self.cluster_name = cluster_name
         self._reported: set[tuple[str, str, str]] = set()  # (ingress uid, reason, message)
 
-    def reconcile(self) -> None:
-        raise NotImplementedError("AlbController passes are asynchronous: see _run")
-
     def wants(self, event: Event) -> bool:
         if event.key == PODS.key:  # readiness and deletion are what move targets
             return bool(_pod_view(event.obj) != _pod_view(event.old))
         return event.key in self.watches
 
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.period):
-                    await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.sync_once()
-            except Exception:  # keep reconciling whatever one pass hit
-                log.exception("%s: reconcile pass failed", self.name)
-
-    async def sync_once(self) -> None:
-        """One pass: plan from the store, apply to the emulator, report back to the store."""
+    async def run_pass(self) -> None:
+        """One pass, awaited (the emulator is called in a thread): plan from the store, apply to the
+        emulator, report back to the store."""
         ingresses = list(self.store.iter_objects(INGRESSES))
         classes = list(self.store.iter_objects(CLASSES))
         desired = plan(

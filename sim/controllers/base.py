@@ -15,7 +15,10 @@ log = logging.getLogger(__name__)
 
 class Controller:
     """Subclasses set `name` and `watches` (store keys such as `pods` or `deployments.apps`) and implement
-    `reconcile`; `period` > 0 also runs a pass that often (for controllers that sample or expire).
+    `reconcile`; `period` > 0 also runs a pass that often (for controllers that sample or expire). A
+    controller whose pass must wait on something outside the store (the ALB controller's calls to AWS)
+    implements `run_pass`, the awaited pass, instead. `wants` narrows which events wake it; `wake` asks for
+    a pass from elsewhere (a timer).
 
     `start()` runs in the store's event loop; `stop()` ends the loop and waits for it.
     """
@@ -47,13 +50,21 @@ class Controller:
         """Whether `event` may need a pass; by default any change to a watched type."""
         return event.key in self.watches
 
+    def wake(self) -> None:
+        """Run a pass soon (one pass for any number of calls before it starts)."""
+        self._wake.set()
+
     def reconcile(self) -> None:
         """One pass: make the store's state converge on what the watched objects declare."""
         raise NotImplementedError
 
+    async def run_pass(self) -> None:
+        """One pass as the loop runs it: `reconcile()`, unless the controller's pass has to be awaited."""
+        self.reconcile()
+
     def _on_event(self, event: Event) -> None:
         if self.wants(event):
-            self._wake.set()
+            self.wake()
 
     async def _run(self) -> None:
         while True:
@@ -65,7 +76,7 @@ class Controller:
                 await self._wake.wait()
             self._wake.clear()
             try:
-                self.reconcile()
+                await self.run_pass()
             except Exception:  # keep reconciling whatever one pass hit
                 log.exception("%s: reconcile pass failed", self.name)
             # let the writes of this pass reach watchers before the next one starts

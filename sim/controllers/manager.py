@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from sim.controllers.base import Controller
 from sim.controllers.deployment import DeploymentController
 from sim.controllers.disruption import DisruptionController
+from sim.controllers.endpoints import EndpointsController
 from sim.controllers.hpa import SYNC_SECONDS, HorizontalPodAutoscalerController, MetricsSource
 from sim.controllers.nodelifecycle import EVICTION_SECONDS, GRACE_SECONDS, NodeLifecycleController
 from sim.controllers.replicaset import ReplicaSetController
 from sim.controllers.scheduler import Scheduler
 from sim.controllers.statefulset import StatefulSetController
 from sim.k8s.store import Store
-from sim.network.endpoints import EndpointsController
 
 
 @dataclass(frozen=True)

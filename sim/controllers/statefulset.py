@@ -67,7 +67,7 @@ class StatefulSetController(Controller):
 
     def __init__(self, store: Store) -> None:
         super().__init__(store)
-        self._later = DelayedWake(self._wake.set)
+        self._later = DelayedWake(self.wake)
 
     def wants(self, event: Event) -> bool:
         if event.key == STATEFULSETS.key:

@@ -3,9 +3,10 @@ hypercorn on its own loopback port in the binding's loop, its kubeconfig, and it
 plan of its node groups.
 
 The cluster starts with no nodes; `apply(plan)` (in the background: `follow(plan)`, so that a slow drain
-holds up no other cluster) adds the planned nodes that are missing and drains the surplus: all surplus
-nodes are cordoned first (so evicted pods do not land on a node about to go), then each is drained and
-deleted, newest first. `stop()` stops the server, which stops every pod process.
+holds up no other cluster) adds the planned nodes that are missing and removes the surplus: all surplus
+nodes are cordoned first (so evicted pods do not land on a node about to go), then each is drained,
+terminated and deleted (`sim.eks.drain`), newest first. `stop()` stops the server, which stops every pod
+process.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from sim.cluster import ClusterConfig, LocalCluster
+from sim.eks.drain import cordon, remove_node
 from sim.eks.emulator import EksCluster
 from sim.eks.nodes import NodeSpec, Plan
 from sim.k8s.kubeconfig import write_kubeconfig
@@ -157,10 +159,10 @@ class HostedCluster:
             self.nodes[key] = spec
             log.info("cluster %s: node %s added (%s, %s)", self.name, spec.name, key[0], spec.zone)
         for key in surplus:
-            self.agent.cordon(self.nodes[key].name)
+            cordon(self.cluster.store, self.nodes[key].name)
         for key in surplus:
             spec = self.nodes.pop(key)
-            await self.agent.remove_node(spec.name)
+            await remove_node(self.cluster.store, spec.name, self.agent.stop_node)
             log.info("cluster %s: node %s drained and removed", self.name, spec.name)
         return bool(surplus or missing)
 

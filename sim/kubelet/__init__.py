@@ -5,9 +5,12 @@ writes Kubernetes-shaped statuses, backoff.py is arithmetic (quantities are `kub
 procstat.py samples a container's session in /proc, logs.py keeps per-instance log files, probes.py runs
 probes and hooks, volumes.py writes ConfigMap/Secret/emptyDir volumes, container.py supervises one
 container from its image (`containers.nodestore`), pod.py runs a pod and streams its status, node.py holds
-a node's pods. No API
-server is needed: the caller passes the pod and the loopback IP it picked, and reads `status()` or
-iterates `changes()`.
+a node's pods, exec.py runs a command in a running container. No API server is needed: the caller passes
+the pod and the loopback IP it picked, and reads `status()` or iterates `changes()`.
+
+Bound to an API server's store (`sim.cluster` wires them): agent.py is the kubelet proper (registers its
+nodes, renews their leases, runs the pods bound to them and writes their status), addresses.py gives
+each pod its loopback IP, streams.py serves the API server a pod's logs, exec and port-forward.
 
 Not like a real node: no namespaces or cgroups. A container sees the host's filesystem; its image's
 paths and its volumes' mountPaths are translated (in env values, args and working dir) to the unpacked

@@ -1,18 +1,17 @@
-"""The node agent: binds the kubelet runtime (`Kubelet`) to the API server's store, in the same asyncio
+"""The kubelet proper: binds the kubelet runtime (`Kubelet`) to the API server's store, in the same asyncio
 loop as the wire, for one or more nodes.
 
 For each node it registers a Node object (Ready, with heartbeats in `lastHeartbeatTime`) and renews a
 Lease in `kube-node-lease`. It subscribes to the store (`Store.listeners`): each pod bound to one of its
-nodes gets a pod IP (a distinct loopback address from the pod CIDR) and runs with `Kubelet.run_pod`
-(ConfigMap and Secret references resolved from the store); every status change the runtime streams is
-written through the status subresource. When the pod is marked for deletion (`deletionTimestamp`, the
-store's `graceful_pods`) the agent runs the stop sequence (preStop, SIGTERM, SIGKILL after the grace
-period) and then deletes the pod with grace 0; a pod removed outright is stopped all the same.
-`read_log` answers `pods/log` for `KubeApp`; `exec_container`, `exec` and `open_port` serve
-`pods/exec` and `pods/portforward` (`sim.k8s.streaming.PodStreams`). `stop()` stops every pod: no
-process is left behind. Nodes can come and go while it runs: `add_node` registers one more (with its own
-labels, capacity and addresses), `remove_node` drains one (cordon, evict its pods, stop what is left) and
-deletes it.
+nodes gets a pod IP (`sim.kubelet.addresses`) and runs with `Kubelet.run_pod` (ConfigMap and Secret
+references resolved from the store); every status change the runtime streams is written through the
+status subresource. When the pod is marked for deletion (`deletionTimestamp`, the store's
+`graceful_pods`) the agent runs the stop sequence (preStop, SIGTERM, SIGKILL after the grace period) and
+then deletes the pod with grace 0; a pod removed outright is stopped all the same. `stop()` stops every
+pod: no process is left behind. Nodes can come and go while it runs: `add_node` registers one more (with
+its own labels, capacity and addresses), `stop_node` ends one as its machine going away would (draining
+it first is the node group's job: `sim.eks.drain`). Logs, exec and port-forward of the pods it runs are
+served by `sim.kubelet.streams`.
 
 A node's `status.addresses` are what it was given (an EKS node's private address in its subnet), else
 `HOST_IP`, the loopback address every node's processes really share; a pod's `hostIP` is its node's
@@ -27,19 +26,17 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sim.k8s import errors, resources
+from sim.k8s import resources
 from sim.k8s.errors import ApiError
-from sim.k8s.eviction import evict
 from sim.k8s.store import Event, Obj, Store, now
+from sim.kubelet.addresses import PodAddresses
 from sim.kubelet.container import KubeletConfig
-from sim.kubelet.exec import ExecError, ExecProcess, start_exec
 from sim.kubelet.node import Kubelet
 from sim.kubelet.pod import HOST_IP, PodRuntime
 
@@ -57,9 +54,6 @@ HEARTBEAT_SECONDS = 10.0
 LEASE_SECONDS = 40
 SHUTDOWN_GRACE = 3.0
 TERMINAL = ("Succeeded", "Failed")
-CONNECT_SECONDS = 5.0
-#: how long draining a node waits for disruption budgets before it deletes the pods anyway
-DRAIN_SECONDS = 60.0
 DEFAULT_CAPACITY = {"cpu": "2", "memory": "4Gi", "pods": "17", "ephemeral-storage": "10Gi"}
 
 
@@ -86,36 +80,6 @@ class StoreConfigSource:
         else:
             out.update(obj.get("data") or {})
         return out
-
-
-class PodAddresses:
-    """Distinct loopback addresses from a CIDR inside 127.0.0.0/8 (never 127.0.0.1, the node's)."""
-
-    def __init__(self, cidr: str) -> None:
-        self.network = ipaddress.ip_network(cidr)
-        if not self.network.subnet_of(ipaddress.ip_network("127.0.0.0/8")):  # type: ignore[arg-type]
-            raise ValueError(f"pod CIDR {cidr} is not inside 127.0.0.0/8")
-        self._hosts = self.network.hosts()
-        self._free: list[str] = []
-        self.used: set[str] = {HOST_IP}
-
-    def allocate(self) -> str:
-        while self._free:
-            ip = self._free.pop(0)
-            if ip not in self.used:
-                self.used.add(ip)
-                return ip
-        for candidate in self._hosts:
-            ip = str(candidate)
-            if ip not in self.used and not ip.endswith(".0") and not ip.endswith(".255"):
-                self.used.add(ip)
-                return ip
-        raise RuntimeError(f"pod CIDR {self.network} is exhausted")
-
-    def release(self, ip: str) -> None:
-        if ip in self.used and ip != HOST_IP:
-            self.used.discard(ip)
-            self._free.append(ip)
 
 
 @dataclass
@@ -354,38 +318,13 @@ class NodeAgent:
             self._register(name)
             self._renew_lease(name)
 
-    def cordon(self, name: str) -> None:
-        """Mark the node unschedulable, as `kubectl cordon` does."""
-        try:
-            node = self.store.get(NODES, None, name)
-        except ApiError:
-            return
-        if not (node.get("spec") or {}).get("unschedulable"):
-            node.setdefault("spec", {})["unschedulable"] = True
-            self.store.update(NODES, None, name, node, manager=MANAGER)
-
-    async def remove_node(self, name: str, budget_wait: float = DRAIN_SECONDS) -> None:
-        """Drain the node and delete it: cordon it, evict its pods (each stops with its grace period;
-        their controllers make new ones elsewhere; a disruption budget is waited for `budget_wait` s,
-        then the pod is deleted anyway), stop whatever still runs, and delete its Node and Lease."""
+    async def stop_node(self, name: str) -> None:
+        """End node `name` as its machine going away would: its heartbeats stop and every pod process it
+        runs is killed at once, its pods' addresses freed (a pod that was already stopping is deleted, as
+        at the end of any stop). Its Node, Lease and other pods stay in the store, for whoever removes the
+        node (`sim.eks.drain`) to delete."""
         if name not in self.kubelets:
             return
-        self.cordon(name)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + budget_wait
-        while pods := self._pods_on(name):
-            for pod in pods:
-                meta = pod["metadata"]
-                if meta.get("deletionTimestamp"):
-                    continue
-                try:
-                    evict(self.store, meta["namespace"], meta["name"], {})
-                except ApiError as err:
-                    if err.code != 429 or loop.time() > deadline:
-                        self._delete_now(meta["namespace"], meta["name"], meta["uid"])
-            if loop.time() > deadline + SHUTDOWN_GRACE:
-                break
-            await asyncio.sleep(0.1)
         self.nodes.remove(name)
         mine = {uid: r for uid, r in self.running.items() if r.node == name}
         stops = [r.stopping for r in mine.values() if r.stopping is not None]
@@ -398,21 +337,10 @@ class NodeAgent:
                 running.sync.cancel()
             self.addresses.release(running.ip)
             self.running.pop(uid, None)
-        for pod in self._pods_on(name):
-            self._delete_now(pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"])
         del self.kubelets[name]
         self.node_labels.pop(name, None)
         self.node_capacity.pop(name, None)
         self.node_addresses.pop(name, None)
-        for rt, namespace in ((LEASES, LEASE_NAMESPACE), (NODES, None)):
-            try:
-                self.store.delete(rt, namespace, name)
-            except ApiError as err:
-                if err.code != 404:
-                    log.warning("deleting %s %s: %s", rt.plural, name, err)
-
-    def _pods_on(self, name: str) -> list[Obj]:
-        return [p for p in self.store.iter_objects(PODS) if (p.get("spec") or {}).get("nodeName") == name]
 
     # ------------------------------------------------------------------ pods
 
@@ -557,70 +485,8 @@ class NodeAgent:
         if running is not None and running.stopping is None:
             running.stopping = asyncio.create_task(self._terminate(uid, running, 0.0))
 
-    # ------------------------------------------------------------------ logs and usage
-
-    async def read_log(self, pod: Obj, query: dict[str, str]) -> bytes:
-        """`pods/log` for `KubeApp`: a 400 with kubectl's message when there is no log to show."""
-        node = (pod.get("spec") or {}).get("nodeName")
-        kubelet = self.kubelets.get(node or "")
-        name = pod["metadata"]["name"]
-        if kubelet is None:
-            raise errors.bad_request(
-                f"pod {name} is not scheduled to a node yet"
-                if not node
-                else f"node {node} of pod {name} is not served here"
-            )
-        try:
-            return await kubelet.read_log(pod, query)
-        except LookupError as err:
-            raise errors.bad_request(str(err.args[0]) if err.args else str(err)) from None
-
-    # ------------------------------------------------------------------ exec and port-forward
-
-    def _runtime(self, pod: Obj) -> Running:
-        """The pod as this agent runs it, or the 400 the API server answers for a pod not running."""
-        node = (pod.get("spec") or {}).get("nodeName")
-        name = pod["metadata"]["name"]
-        if not node:
-            raise errors.bad_request(f"pod {name} does not have a host assigned")
-        running = self.running.get(pod["metadata"]["uid"])
-        if node not in self.kubelets or running is None:
-            raise errors.bad_request(f"pod {name} is not running on node {node}")
-        return running
-
-    def exec_container(self, pod: Obj, container: str | None) -> str:
-        """The container `kubectl exec` means (the only one when not named), checked to be running."""
-        running = self._runtime(pod)
-        names = list(running.runtime.containers)
-        name = container or (names[0] if len(names) == 1 else "")
-        if not name:
-            choices = " ".join(names)
-            raise errors.bad_request(
-                f"a container name must be specified for pod {running.name}, choose one of: [{choices}]"
-            )
-        target = running.runtime.containers.get(name)
-        if target is None:
-            raise errors.bad_request(f"container {name} is not valid for pod {running.name}")
-        if not target.running():
-            raise errors.bad_request(f'container not found ("{name}")')
-        return name
-
-    async def exec(
-        self, pod: Obj, container: str, command: Sequence[str], stdin: bool, tty: bool
-    ) -> ExecProcess:
-        """Start `command` in the container's context (`sim.kubelet.exec`)."""
-        self.exec_container(pod, container)
-        target = self._runtime(pod).runtime.containers[container]
-        try:
-            return await start_exec(target, command, stdin=stdin, tty=tty)
-        except ExecError as err:
-            raise errors.bad_request(str(err)) from None
-
-    async def open_port(self, pod: Obj, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A TCP connection to `port` on the pod's address (what port-forward copies to)."""
-        running = self._runtime(pod)
-        async with asyncio.timeout(CONNECT_SECONDS):
-            return await asyncio.open_connection(running.ip, port)
+    # ------------------------------------------------------------------ usage
 
     def metrics(self) -> list[dict[str, Any]]:
+        """Every pod's usage on every node, as metrics.k8s.io's PodMetrics items (the HPA's samples)."""
         return [item for kubelet in self.kubelets.values() for item in kubelet.metrics()]

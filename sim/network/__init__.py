@@ -1,7 +1,10 @@
-"""The local cluster's network: each pod has its own loopback address (the node agent picks it), each
-Service a ClusterIP from a loopback range with a proxy on it, and pods resolve Service names.
+"""The local cluster's network, each node's data plane (kube-proxy's and the cluster DNS's job): each pod
+has its own loopback address (the kubelet picks it: `sim.kubelet.addresses`), each Service a ClusterIP
+from a loopback range with a proxy on it, and pods resolve Service names.
 
-- `endpoints`: the Endpoints and EndpointSlice controller (in `sim.controllers.all_controllers`).
+It reads what the API and its controllers write (Services, and the EndpointSlices of
+`sim.controllers.endpoints`); nothing in `sim.controllers` depends on it.
+
 - `proxy`: the service proxy, a listener per ClusterIP Service port balancing over ready endpoints.
 - `dns`: the Service records as a hosts file; `shim/`: the resolver a pod's Python processes load
   (`sitecustomize`), which applies the pod's search domains to it before the normal resolver.

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.controllers.base import Controller
+from sim.controllers.endpoints import SERVICE_NAME_LABEL
 from sim.k8s import resources
 from sim.k8s.store import Obj, Store
-from sim.network.endpoints import SERVICE_NAME_LABEL
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,11 @@
 controller's `reconcile()` driven by hand; the `pods/eviction` subresource through the ASGI app. Proves the
 status for each form of budget (numbers and percentages, expected pods from the owning workload's
 replicas or from the pods), that an eviction deletes the pod while the budget allows and spends the
-allowance at once, and that it is refused with upstream's 429 otherwise. Then, on a real two-node cluster
-with the real kubectl, `kubectl drain` evicts bare pods only as far as their budget allows and retries the
-rest, and moves a Deployment to the other node never leaving fewer Ready pods than the budget asks."""
+allowance at once, and that it is refused with upstream's 429 otherwise; that removing a node (the EKS
+node group's drain, `sim.eks.drain`) evicts through the same rule and deletes the rest after its wait.
+Then, on a real two-node cluster with the real kubectl, `kubectl drain` evicts bare pods only as far as
+their budget allows and retries the rest, and moves a Deployment to the other node never leaving fewer
+Ready pods than the budget asks."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pytest
 
 from containers.nodestore import ImageStore
 from sim.controllers.disruption import DisruptionController
+from sim.eks.drain import pods_on, remove_node
 from sim.k8s import resources
 from sim.k8s.app import KubeApp
 from sim.k8s.errors import ApiError
@@ -30,6 +33,9 @@ pytestmark = pytest.mark.timeout(300)
 
 PODS = resources.by_key("pods")
 PDBS = resources.by_key("poddisruptionbudgets.policy")
+NODES = resources.by_key("nodes")
+LEASES = resources.by_key("leases.coordination.k8s.io")
+LEASE_NS = "kube-node-lease"
 RS = resources.by_key("replicasets.apps")
 DEPLOY = resources.by_key("deployments.apps")
 NS = "default"
@@ -230,6 +236,36 @@ async def test_the_eviction_subresource_is_served_and_advertised() -> None:
         assert refused.json()["kind"] == "Status"
         assert refused.json()["details"]["causes"][0]["reason"] == "DisruptionBudget"
     assert [p["metadata"]["name"] for p in store.iter_objects(PODS, NS)] == ["b"]
+
+
+async def test_removing_a_node_drains_it_as_budgets_allow_then_terminates_and_deletes_it() -> None:
+    """`sim.eks.drain.remove_node`: the budget allows one eviction; the pod it protects is deleted anyway
+    once the wait is over; the machine is terminated while its Node is still there (cordoned), and what
+    it leaves is deleted after: the pod still stopping, its Lease, its Node. Other nodes' pods stay."""
+    store = Store(graceful_pods=True)  # no kubelet here: an evicted pod stays, being deleted
+    store.create(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}})
+    lease = {"metadata": {"name": "node-1", "namespace": LEASE_NS}, "spec": {"holderIdentity": "node-1"}}
+    store.create(LEASES, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", **lease}, LEASE_NS)
+    for name in ("a", "b"):
+        pod(store, name, node="node-1")
+    pod(store, "elsewhere", node="node-2")
+    budget(store, minAvailable=2)
+    assert status(store)["disruptionsAllowed"] == 1
+    at_termination: dict[str, Any] = {}
+
+    async def terminate(node: str) -> None:
+        at_termination["unschedulable"] = store.get(NODES, None, node)["spec"].get("unschedulable")
+        at_termination["pods"] = {
+            p["metadata"]["name"]: bool(p["metadata"].get("deletionTimestamp")) for p in pods_on(store, node)
+        }
+
+    await remove_node(store, "node-1", terminate, budget_wait=0.3)
+    # "a" was evicted (still stopping: nobody confirms here); "b" was refused, then deleted with grace 0
+    assert at_termination == {"unschedulable": True, "pods": {"a": True}}
+    assert [p["metadata"]["name"] for p in store.iter_objects(PODS)] == ["elsewhere"]
+    for rt, namespace in ((LEASES, LEASE_NS), (NODES, None)):
+        with pytest.raises(ApiError):
+            store.get(rt, namespace, "node-1")
 
 
 # -- `kubectl drain` against a real local cluster (two nodes, pods of the payment image as processes)

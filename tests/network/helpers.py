@@ -1,4 +1,5 @@
-"""Objects for the network tests, written straight into a `Store` as the API server would hold them."""
+"""Services and pods written straight into a `Store` as the API server would hold them: for the tests of
+the Endpoints controller (`tests/controllers/test_endpoints.py`) and of the network."""
 
 from __future__ import annotations
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sim.controllers.endpoints import EndpointsController
 from sim.k8s.store import Store
 from sim.kubelet.spec import PodSpec
 from sim.network.dns import records
-from sim.network.endpoints import EndpointsController
 from sim.network.node import NodeNetwork
 from tests.network.helpers import SERVICES, SLICES, add_pod, add_service
 

@@ -11,8 +11,8 @@ from typing import TypeVar
 
 import pytest
 
+from sim.controllers.endpoints import EndpointsController
 from sim.k8s.store import Store
-from sim.network.endpoints import EndpointsController
 from sim.network.proxy import ServiceProxy
 from sim.supervisor.process import free_port
 from tests.network.helpers import SERVICES, add_pod, add_service, set_ready

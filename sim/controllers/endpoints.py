@@ -1,4 +1,5 @@
-"""The Endpoints and EndpointSlice controller: for each Service with a selector, the pods it selects.
+"""The Endpoints and EndpointSlice controller: for each Service with a selector, the pods it selects (what
+the service proxy, the cluster DNS in `sim.network` and the ALB controller read).
 
 A pod counts when it is in the Service's namespace, matches the selector, has a `podIP` and has not
 finished (Succeeded/Failed). In the Endpoints object (named as the Service) a Ready pod is an address, an
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sim.controllers.base import Controller
+from sim.controllers.workloads import pod_ready
 from sim.k8s import resources
 from sim.k8s.errors import ApiError
 from sim.k8s.store import Event, Obj
@@ -40,11 +42,6 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TERMINAL = ("Succeeded", "Failed")
 
 Port = tuple[str, int, str]  # (service port name, resolved port, protocol)
-
-
-def pod_ready(pod: Mapping[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def selects(service: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:

@@ -3,8 +3,8 @@ pods; named and numbered target ports; updates on readiness; removal with the Se
 
 from __future__ import annotations
 
+from sim.controllers.endpoints import EndpointsController
 from sim.k8s.store import Obj, Store
-from sim.network.endpoints import EndpointsController
 from tests.network.helpers import ENDPOINTS, PODS, SERVICES, add_pod, add_service, set_ready, slices_of
 
 
