@@ -20,16 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-
 from sim.cluster import ClusterConfig, LocalCluster
 from sim.eks.drain import cordon, remove_node
 from sim.eks.emulator import EksCluster
 from sim.eks.nodes import NodeSpec, Plan
 from sim.k8s.kubeconfig import write_kubeconfig
 from sim.kubelet.agent import NodeAgent
-from sim.serving import KEEP_ALIVE_SECONDS
+from sim.serving import serve
 from sim.supervisor.process import free_port
 
 log = logging.getLogger(__name__)
@@ -102,14 +99,8 @@ class HostedCluster:
 
     async def start(self) -> None:
         """Serve the API and wait until it takes connections; then write the kubeconfig."""
-        config = Config()
-        config.bind = [f"{self.host}:{self.port}"]
-        config.accesslog = None
-        config.errorlog = logging.getLogger("hypercorn.error")
-        config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
-        config.keep_alive_timeout = KEEP_ALIVE_SECONDS
         self._server = asyncio.create_task(
-            serve(self.cluster.app, config, shutdown_trigger=self._shutdown.wait),  # type: ignore[arg-type]
+            serve(self.cluster.app, self.host, self.port, GRACEFUL_TIMEOUT_SECONDS, self._shutdown.wait),
             name=f"api {self.name}",
         )
         deadline = asyncio.get_running_loop().time() + START_TIMEOUT_SECONDS

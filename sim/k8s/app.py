@@ -16,19 +16,20 @@ from urllib.parse import parse_qs
 
 import yaml
 
-from sim.k8s import conversion, errors, eviction, metrics, openapi, resources, streaming, tables
+from sim.k8s import conversion, errors, eviction, metrics, openapi, podlogs, resources, streaming, tables
 from sim.k8s.errors import ApiError
 from sim.k8s.resources import KUBERNETES_VERSION, ResourceType
 from sim.k8s.store import Obj, Store
 from sim.k8s.validation import validate
+from sim.serving import RequestHead
 
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-#: Reads a pod's log: (pod, query parameters) -> text. The kubelet plugs in here.
-LogSource = Callable[[Obj, dict[str, str]], Awaitable[bytes]]
+#: Reads a pod's log: (pod, query parameters) -> its whole text. The kubelet plugs in here.
+LogSource = podlogs.LogSource
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_WATCH_SECONDS = 1800
@@ -37,10 +38,7 @@ BOOKMARK_SECONDS = 5.0
 FLUSH_SECONDS = 0.2
 READY_CHECKS = ("ping", "log", "etcd", "informer-sync", "poststarthook/start-apiserver-admission-initializer")
 AUTHZ_GROUP = "authorization.k8s.io"
-AUTHZ_REVIEWS = {
-    "selfsubjectaccessreviews": "SelfSubjectAccessReview",
-    "subjectaccessreviews": "SubjectAccessReview",
-}
+AUTHZ_REVIEWS = {rt.plural: rt.kind for rt in resources.REVIEW_TYPES}
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
     "application/json-patch+json": "json",
@@ -271,6 +269,15 @@ class KubeApp:
         if response is not None:
             await self._send(send, response)
 
+    def claims(self, head: RequestHead) -> bool:
+        """A SPDY upgrade is served on its raw connection (`sim.serving.TakesConnections`)."""
+        return streaming.claims_spdy(head)
+
+    async def take(
+        self, head: RequestHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await streaming.serve_spdy(head, reader, writer, self.store, self.streams)
+
     @staticmethod
     async def _send(send: Send, response: Response) -> None:
         headers = [
@@ -391,7 +398,7 @@ class KubeApp:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if name is None:
             return await self._collection(req, rt, namespace, receive, send)
-        return await self._item(req, rt, namespace, name, sub)
+        return await self._item(req, rt, namespace, name, sub, receive, send)
 
     def _authorization(self, req: Request, path: str) -> Response:
         """Everyone may do everything (the emulator has no authorization): `kubectl auth can-i` says yes."""
@@ -439,22 +446,39 @@ class KubeApp:
         return Response.text("ok")
 
     def _openapi(self, req: Request, path: str) -> Response:
+        """The documents of `openapi`, with their ETag; a v3 document asked for by an old hash is
+        redirected to the current one (as kube-openapi does), one asked for by its hash never changes."""
+        headers = [("cache-control", "no-cache, private")]
         if path == "/openapi/v3":
-            return Response.json(openapi.v3_root())
-        if path == "/openapi/v2":
-            accept = req.headers.get("accept", "application/json")
-            if "json" not in accept and "*/*" not in accept:
-                raise ApiError(406, "NotAcceptable", "only application/json is served")
-            return Response.json(openapi.v2_document())
-        parts = path[len("/openapi/v3/") :].split("/")
-        doc = None
-        if parts[0] == "api" and len(parts) == 2:
-            doc = openapi.v3_document("", parts[1])
-        elif parts[0] == "apis" and len(parts) == 3:
-            doc = openapi.v3_document(parts[1], parts[2])
-        if doc is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        return Response.json(doc)
+            served = openapi.v3_root()
+        elif path == "/openapi/v2":
+            accept = req.headers.get("accept", "")
+            if "protobuf" in accept:
+                served = openapi.v2_protobuf()
+            elif not accept or "json" in accept or "*/*" in accept:
+                served = openapi.v2_json()
+            else:
+                raise ApiError(
+                    406, "NotAcceptable", f"only application/json and protobuf are served, not {accept}"
+                )
+        else:
+            gv = path.removeprefix("/openapi/v3/")
+            documents = openapi.v3_documents()
+            if gv not in documents:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            served = documents[gv]
+            if "hash" in req.query:
+                if req.query["hash"] != served.etag:
+                    location = f"{path}?hash={served.etag}"
+                    return Response(301, b"", headers=[("location", location), *headers])
+                headers = [
+                    ("cache-control", "public, immutable"),
+                    ("expires", "Thu, 31 Dec 2099 00:00:00 GMT"),
+                ]
+        headers.append(("etag", f'"{served.etag}"'))
+        if req.headers.get("if-none-match", "").strip('"') == served.etag:
+            return Response(304, b"", served.content_type, headers)
+        return Response(200, served.body, served.content_type, headers)
 
     # ------------------------------------------------------------------ collections
 
@@ -619,17 +643,27 @@ class KubeApp:
     # ------------------------------------------------------------------ items
 
     async def _item(
-        self, req: Request, rt: ResourceType, namespace: str | None, name: str, sub: str | None
-    ) -> Response:
+        self,
+        req: Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        sub: str | None,
+        receive: Receive,
+        send: Send,
+    ) -> Response | None:
         store = self.store
         warnings: list[str] = []
         check = self._validator(req, warnings)
         if sub in ("exec", "portforward"):
             pod = store.get(rt, namespace, name)
             streaming.check_request(self.streams, pod, sub, {k: [v] for k, v in req.query.items()})
-            raise streaming.spdy_refusal(sub)
+            raise streaming.upgrade_required(req.headers)
         if sub == "log":
             pod = store.get(rt, namespace, name)
+            if req.flag("follow"):
+                await podlogs.follow(store, self.log_source, pod, req.query, receive, send)
+                return None
             return Response(200, await self.log_source(pod, req.query), "text/plain")
         if sub == "scale":
             return self._scale(req, rt, namespace, name)

@@ -87,6 +87,13 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
 )
 
+#: Kinds that are only ever created, answered at once and never stored (`kubectl auth can-i`); served
+#: apart from the table above (no list, watch or discovery verbs but `create`).
+REVIEW_TYPES: tuple[ResourceType, ...] = (
+    ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
+    ResourceType("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False),
+)
+
 #: One type per storage key: the version objects are stored in (several versions may share a key).
 STORAGE_TYPES: tuple[ResourceType, ...] = tuple({rt.key: rt for rt in reversed(RESOURCE_TYPES)}.values())[
     ::-1

@@ -1,12 +1,17 @@
-"""The server side of kubectl's port-forward: SPDY/3.1 frames carried in WebSocket binary messages.
+"""SPDY/3.1 sessions, the server side: kubectl's `port-forward` (and `exec`'s fallback) speak it.
 
-kubectl 1.30 with `KUBECTL_PORT_FORWARD_WEBSOCKETS=true` opens a WebSocket with the subprotocol
-`SPDY/3.1+portforward.k8s.io` and speaks SPDY over it as over a TCP connection (client-go's
-`TunnelingConnection`: the messages are one byte stream). For each local connection it opens two streams
-with the headers `streamtype` (`error`, then `data`), `port` and `requestid`; the server answers each with
-a SYN_REPLY, connects the data stream to the pod's port and copies both ways (a FIN from the client is a
-half-close towards the pod), then ends the data stream and the error stream (whose text, if any, is the
-error kubectl shows). PINGs are echoed; SETTINGS, WINDOW_UPDATE and HEADERS are read and ignored.
+A session runs over a `Transport`, a byte stream both ways: the raw connection after kubectl's HTTP/1.1
+`Upgrade: SPDY/3.1` (taken by the API server's front door, `sim.serving`), or WebSocket binary messages
+(kubectl 1.31 on, or 1.30 with `KUBECTL_PORT_FORWARD_WEBSOCKETS=true`, tunnels SPDY in a WebSocket with the
+subprotocol `SPDY/3.1+portforward.k8s.io`, client-go's `TunnelingConnection`: the messages are one byte
+stream). The client opens every stream (SYN_STREAM, headers `streamtype` and more); the session answers
+each with a SYN_REPLY and hands it to its handler. PINGs are echoed; SETTINGS, WINDOW_UPDATE and HEADERS
+are read and ignored; a GOAWAY, the connection's end or a protocol error ends the session.
+
+Port-forward (`PortForward`): for each local connection the client opens two streams with the headers
+`streamtype` (`error`, then `data`), `port` and `requestid`; the server connects the data stream to the
+pod's port and copies both ways (a FIN from the client is a half-close towards the pod), then ends the
+data stream and the error stream (whose text, if any, is the error kubectl shows).
 
 Header blocks are zlib streams (one per direction for the whole session) primed with the SPDY/3
 dictionary; a block is one SYNC_FLUSH.
@@ -20,17 +25,19 @@ import logging
 import struct
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from typing import Protocol
 
 from sim.k8s.errors import ApiError
 
 log = logging.getLogger(__name__)
 
+UPGRADE = "spdy/3.1"
+PORT_FORWARD_PROTOCOL = "portforward.k8s.io"
 TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = 1, 2, 3, 4, 6, 7, 8, 9
 FLAG_FIN = 0x01
-RST_CANCEL = 5
+RST_PROTOCOL_ERROR = 1
 CHUNK = 32 * 1024
 HALF_CLOSE_SECONDS = 5.0  # how long the client may keep sending after the pod's side has closed
 
@@ -119,6 +126,34 @@ class ProtocolError(Exception):
     """The peer sent something that is not SPDY/3."""
 
 
+class Transport(Protocol):
+    """A byte stream both ways: what a SPDY session runs over."""
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def receive(self) -> bytes | None:
+        """The next bytes from the client; None once it has gone."""
+        ...
+
+
+class StreamTransport:
+    """A raw connection (after the `101 Switching Protocols`) as a `Transport`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def send(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def receive(self) -> bytes | None:
+        try:
+            return await self._reader.read(CHUNK) or None
+        except OSError:
+            return None
+
+
 def control_frame(kind: int, payload: bytes, flags: int = 0) -> bytes:
     return struct.pack(">HHI", 0x8000 | VERSION, kind, (flags << 24) | len(payload)) + payload
 
@@ -154,44 +189,81 @@ def decode_headers(block: bytes) -> dict[str, str]:
     return headers
 
 
-@dataclass
-class _Stream:
-    stream_id: int
-    kind: str
-    request_id: str
-    inbound: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
-    task: asyncio.Task[None] | None = None
+class Stream:
+    """One stream the client opened: its headers; what the client sends on it; what we send back."""
+
+    def __init__(self, session: Session, stream_id: int, headers: dict[str, str]) -> None:
+        self.id = stream_id
+        self.headers = headers
+        self.kind = headers.get("streamtype", "")
+        self.session = session
+        self._inbound: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._ended = False  # our side: FIN sent
+        self._finished = False  # the client's side: FIN or reset received
+
+    async def read(self) -> bytes | None:
+        """The client's next data on this stream; None once it has ended it (or the session is over)."""
+        if self._finished and self._inbound.empty():
+            return None
+        return await self._inbound.get()
+
+    def received(self, data: bytes, fin: bool) -> None:
+        if self._finished:
+            return
+        if data:
+            self._inbound.put_nowait(data)
+        if fin:
+            self.finish()
+
+    def finish(self) -> None:
+        """No more data from the client."""
+        if not self._finished:
+            self._finished = True
+            self._inbound.put_nowait(None)
+
+    async def write(self, data: bytes) -> None:
+        if data and not self._ended:
+            await self.session.send(data_frame(self.id, data))
+
+    async def end(self) -> None:
+        """Our FIN on this stream (once)."""
+        if not self._ended:
+            self._ended = True
+            await self.session.send(data_frame(self.id, b"", fin=True))
 
 
-class PortForwardSession:
-    """One tunnelled SPDY session: `feed()` it the client's bytes; it writes frames with `send`."""
+StreamHandler = Callable[[Stream], Awaitable[None]]
 
-    def __init__(self, send: Callable[[bytes], Awaitable[None]], open_port: Opener) -> None:
-        self._send = send
-        self._open_port = open_port
+
+class Session:
+    """One SPDY/3.1 server session over `transport`: `run()` reads the client's frames until it goes;
+    each stream the client opens is answered and handed to `on_stream` (which must not block)."""
+
+    def __init__(self, transport: Transport, on_stream: StreamHandler) -> None:
+        self._transport = transport
+        self._on_stream = on_stream
         self._buffer = bytearray()
         self._inflate = zlib.decompressobj(zdict=DICTIONARY)
         self._deflate = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, DICTIONARY)
         self._lock = asyncio.Lock()
-        self._streams: dict[int, _Stream] = {}
-        self._error_streams: dict[str, int] = {}
-        self._writers: set[asyncio.StreamWriter] = set()
+        self.streams: dict[int, Stream] = {}
         self.gone_away = False
 
-    async def _write(self, data: bytes) -> None:
+    async def send(self, frame: bytes) -> None:
         async with self._lock:
-            await self._send(data)
+            await self._transport.send(frame)
 
-    async def _reply(self, stream_id: int) -> None:
-        async with self._lock:  # the compressor's state and the frames' order go together
-            block = self._deflate.compress(encode_headers({})) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
-            await self._send(control_frame(SYN_REPLY, struct.pack(">I", stream_id) + block))
-
-    def _headers(self, block: bytes) -> dict[str, str]:
+    async def run(self) -> None:
+        """Until the client closes the connection, sends GOAWAY or breaks the protocol; then every stream
+        reads its end."""
         try:
-            return decode_headers(self._inflate.decompress(block))
-        except zlib.error as err:
-            raise ProtocolError(f"bad compressed header block: {err}") from err
+            while not self.gone_away and (data := await self._transport.receive()) is not None:
+                await self.feed(data)
+        except ProtocolError as err:
+            log.warning("SPDY session ended: %s", err)
+        finally:
+            for stream in self.streams.values():
+                stream.finish()
 
     async def feed(self, data: bytes) -> None:
         """Handle every whole frame in the bytes received so far."""
@@ -205,17 +277,19 @@ class PortForwardSession:
             del self._buffer[:size]
             await self._frame(raw)
 
+    def _headers(self, block: bytes) -> dict[str, str]:
+        try:
+            return decode_headers(self._inflate.decompress(block))
+        except zlib.error as err:
+            raise ProtocolError(f"bad compressed header block: {err}") from err
+
     async def _frame(self, raw: bytes) -> None:
         first, second, length_flags = struct.unpack_from(">HHI", raw)
         flags, payload = length_flags >> 24, raw[8:]
         if not first & 0x8000:  # a data frame
-            stream_id = ((first << 16) | second) & 0x7FFFFFFF
-            stream = self._streams.get(stream_id)
+            stream = self.streams.get(((first << 16) | second) & 0x7FFFFFFF)
             if stream is not None:
-                if payload:
-                    stream.inbound.put_nowait(payload)
-                if flags & FLAG_FIN:
-                    stream.inbound.put_nowait(None)
+                stream.received(payload, bool(flags & FLAG_FIN))
             return
         if first & 0x7FFF != VERSION:
             raise ProtocolError(f"SPDY version {first & 0x7FFF} is not spoken here")
@@ -226,34 +300,54 @@ class PortForwardSession:
             self._headers(payload[4:])
         elif second == RST_STREAM:
             (stream_id,) = struct.unpack_from(">I", payload)
-            self._reset(stream_id & 0x7FFFFFFF)
+            reset = self.streams.pop(stream_id & 0x7FFFFFFF, None)
+            if reset is not None:
+                reset.finish()
         elif second == PING:
-            await self._write(raw)
+            await self.send(raw)
         elif second == GOAWAY:
             self.gone_away = True
 
     async def _open(self, stream_id: int, headers: dict[str, str], fin: bool) -> None:
-        await self._reply(stream_id)
-        kind, request_id = headers.get("streamtype", ""), headers.get("requestid", "")
-        stream = _Stream(stream_id, kind, request_id)
-        self._streams[stream_id] = stream
+        async with self._lock:  # the compressor's state and the frames' order go together
+            block = self._deflate.compress(encode_headers({})) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+            await self._transport.send(control_frame(SYN_REPLY, struct.pack(">I", stream_id) + block))
+        stream = Stream(self, stream_id, headers)
+        self.streams[stream_id] = stream
         if fin:
-            stream.inbound.put_nowait(None)
-        if kind == "error":
-            self._error_streams[request_id] = stream_id
-        elif kind == "data":
-            port = headers.get("port", "")
-            stream.task = asyncio.create_task(self._forward(stream, port), name=f"port-forward {port}")
+            stream.finish()
+        await self._on_stream(stream)
+
+    async def refuse(self, stream: Stream) -> None:
+        """Reset a stream this session's handler does not serve."""
+        self.streams.pop(stream.id, None)
+        await self.send(control_frame(RST_STREAM, struct.pack(">II", stream.id, RST_PROTOCOL_ERROR)))
+
+    def forget(self, stream: Stream) -> None:
+        self.streams.pop(stream.id, None)
+
+
+class PortForward:
+    """The port-forward handler of a session: each data stream is copied to and from a new connection
+    to the pod's port, and reports its end on the error stream of the same `requestid`."""
+
+    def __init__(self, open_port: Opener) -> None:
+        self._open_port = open_port
+        self._errors: dict[str, Stream] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def on_stream(self, stream: Stream) -> None:
+        if stream.kind == "error":
+            self._errors[stream.headers.get("requestid", "")] = stream
+        elif stream.kind == "data":
+            port = stream.headers.get("port", "")
+            task = asyncio.create_task(self._forward(stream, port), name=f"port-forward {port}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         else:
-            await self._write(control_frame(RST_STREAM, struct.pack(">II", stream_id, 1)))
+            await stream.session.refuse(stream)
 
-    def _reset(self, stream_id: int) -> None:
-        stream = self._streams.pop(stream_id, None)
-        if stream is not None and stream.task is not None:
-            stream.inbound.put_nowait(None)
-            stream.task.cancel()
-
-    async def _forward(self, stream: _Stream, port_text: str) -> None:
+    async def _forward(self, stream: Stream, port_text: str) -> None:
         """Connect the data stream to the pod's port, copy both ways, then end both streams."""
         error = ""
         try:
@@ -266,11 +360,10 @@ class PortForwardSession:
         if error:
             await self._end(stream, error)
             return
-        self._writers.add(writer)
-        upstream = asyncio.create_task(self._to_pod(stream, writer))
+        upstream = asyncio.create_task(_to_pod(stream, writer))
         try:
             while chunk := await reader.read(CHUNK):
-                await self._write(data_frame(stream.stream_id, chunk))
+                await stream.write(chunk)
         except OSError as err:
             log.debug("port-forward %s: %s", port_text, err)
         finally:
@@ -279,53 +372,41 @@ class PortForwardSession:
                 async with asyncio.timeout(HALF_CLOSE_SECONDS):
                     await asyncio.shield(upstream)
             upstream.cancel()
+            await asyncio.gather(upstream, return_exceptions=True)
             writer.close()
-            self._writers.discard(writer)
-            self._streams.pop(stream.stream_id, None)
 
-    async def _to_pod(self, stream: _Stream, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while (chunk := await stream.inbound.get()) is not None:
-                writer.write(chunk)
-                await writer.drain()
-            if writer.can_write_eof():
-                writer.write_eof()
-
-    async def _end(self, stream: _Stream, error: str) -> None:
+    async def _end(self, stream: Stream, error: str) -> None:
         """FIN on the data stream, then the error stream's text (if any) and its FIN."""
-        with contextlib.suppress(Exception):
-            await self._write(data_frame(stream.stream_id, b"", fin=True))
-            error_id = self._error_streams.pop(stream.request_id, None)
-            if error_id is not None:
-                if error:
-                    await self._write(data_frame(error_id, error.encode()))
-                await self._write(data_frame(error_id, b"", fin=True))
-                self._streams.pop(error_id, None)
+        errors = self._errors.pop(stream.headers.get("requestid", ""), None)
+        stream.session.forget(stream)
+        with contextlib.suppress(Exception):  # the client may have gone
+            await stream.end()
+            if errors is not None:
+                stream.session.forget(errors)
+                await errors.write(error.encode())
+                await errors.end()
 
     async def close(self) -> None:
-        """End every forwarded connection (the tunnel has gone)."""
-        tasks = [s.task for s in self._streams.values() if s.task is not None]
-        for stream in self._streams.values():
-            stream.inbound.put_nowait(None)
+        """End every forwarded connection (the session is over)."""
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for writer in list(self._writers):
-            writer.close()
-        self._streams.clear()
 
 
-async def serve_port_forward(
-    send: Callable[[bytes], Awaitable[None]],
-    receive: Callable[[], Awaitable[bytes | None]],
-    open_port: Opener,
-) -> None:
-    """Run one tunnelled session until the client closes the WebSocket (or breaks the protocol)."""
-    session = PortForwardSession(send, open_port)
+async def _to_pod(stream: Stream, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while (chunk := await stream.read()) is not None:
+            writer.write(chunk)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+
+
+async def serve_port_forward(transport: Transport, open_port: Opener) -> None:
+    """Run one port-forward session until the client goes."""
+    forward = PortForward(open_port)
     try:
-        while not session.gone_away and (data := await receive()) is not None:
-            await session.feed(data)
-    except ProtocolError as err:
-        log.warning("port-forward session ended: %s", err)
+        await Session(transport, forward.on_stream).run()
     finally:
-        await session.close()
+        await forward.close()

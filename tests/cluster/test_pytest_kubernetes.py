@@ -8,9 +8,11 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sim.pytest_plugin import LocalClusterManager
+from sim.supervisor.process import free_port
 from tests.conftest import BuiltImage
 from tests.support.cluster import payment_container
 
@@ -47,6 +49,12 @@ def test_the_k8s_fixture_creates_uses_and_deletes_a_local_cluster(  # type: igno
         k8s.wait("pod/payment", "condition=Ready", timeout=60)
         assert k8s.kubectl(["get", "pod", "payment"])["status"]["phase"] == "Running"
         assert k8s.logs("payment")
+        local = free_port("127.0.0.1")
+        with (
+            k8s.port_forwarding("pod/payment", local, 8080),
+            httpx.Client(timeout=10, trust_env=False) as client,
+        ):
+            assert client.get(f"http://127.0.0.1:{local}/healthz").status_code == 200
         kubeconfig = k8s.kubeconfig
     finally:
         k8s.delete()

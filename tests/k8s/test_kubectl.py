@@ -1,9 +1,11 @@
-"""The real kubectl binary against the emulator: apply, get, describe, scale, wait, watch, delete."""
+"""The real kubectl binary against the emulator: apply, edit, diff, get, describe, scale, wait, watch,
+explain, delete."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -57,11 +59,14 @@ def test_apply_client_side_then_update(kubectl: Kubectl) -> None:
     assert "service/web created" in out
     again = kubectl("apply", "-f", "-", input=MANIFEST)
     assert "deployment.apps/web unchanged" in again
-    changed = kubectl("apply", "-f", "-", input=MANIFEST.replace('value: "a"', 'value: "b"'))
-    assert "deployment.apps/web configured" in changed
+    kubectl("set", "env", "deploy/web", "-n", "shop", "EXTRA=1")  # another manager's: apply keeps it
+    changed = kubectl.run("apply", "-f", "-", input=MANIFEST.replace('value: "a"', 'value: "b"'))
+    assert "deployment.apps/web configured" in changed.stdout
+    assert "warning" not in changed.stderr.lower(), changed.stderr  # kubectl patches from our schemas
     dep = json.loads(kubectl("get", "deploy", "web", "-n", "shop", "-o", "json"))
-    assert dep["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "MODE", "value": "b"}]
-    assert dep["metadata"]["generation"] == 2
+    env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "MODE", "value": "b"}, {"name": "EXTRA", "value": "1"}]  # merged by name
+    assert dep["metadata"]["generation"] == 3
     assert "kubectl.kubernetes.io/last-applied-configuration" in dep["metadata"]["annotations"]
 
 
@@ -242,3 +247,38 @@ def test_autoscale_writes_v1_and_reads_back_as_v2(kubectl: Kubectl) -> None:
     header, row = kubectl("get", "hpa").splitlines()
     assert header.split()[:3] == ["NAME", "REFERENCE", "TARGETS"]
     assert "cpu: <unknown>/70%" in row  # no measurement yet: no pods run here
+
+
+def test_explain_every_served_kind_from_both_openapi_versions(kubectl: Kubectl) -> None:
+    for resource in kubectl("api-resources", "-o", "name").split():
+        for output in ("plaintext", "plaintext-openapiv2"):
+            explained = kubectl.run("explain", resource, f"--output={output}", check=False)
+            assert explained.returncode == 0, f"{resource} ({output}): {explained.stderr}"
+            assert "KIND:" in explained.stdout
+    strategy = kubectl("explain", "deployment.spec.strategy")
+    assert strategy.startswith("GROUP:      apps\nKIND:       Deployment\nVERSION:    v1\n")
+    assert "FIELD: strategy <DeploymentStrategy>" in strategy
+    assert "rollingUpdate\t<RollingUpdateDeployment>" in strategy
+    v2 = kubectl("explain", "deployment.spec.strategy", "--output=plaintext-openapiv2")
+    assert "RESOURCE: strategy <Object>" in v2
+    assert "Type of deployment." in v2
+    assert "maxSurge\t<IntOrString>" in kubectl("explain", "deploy.spec.strategy.rollingUpdate")
+    assert "limits\t<map[string]Quantity>" in kubectl("explain", "pod.spec.containers.resources")
+    recursive = kubectl("explain", "hpa.spec", "--recursive")
+    assert "averageUtilization\t<integer>" in recursive
+
+
+def test_edit_patches_what_the_editor_changed(kubectl: Kubectl, tmp_path: Path) -> None:
+    kubectl("apply", "-f", "-", input=MANIFEST)
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nsed -i "s/image: web:1/image: web:2/" "$1"\n')
+    editor.chmod(0o755)
+    argv = [kubectl.binary, "--kubeconfig", str(kubectl.kubeconfig), "edit", "deploy/web", "-n", "shop"]
+    edited = subprocess.run(
+        argv, env={**os.environ, "KUBE_EDITOR": str(editor)}, capture_output=True, text=True, timeout=30
+    )
+    assert edited.returncode == 0, edited.stderr
+    assert "deployment.apps/web edited" in edited.stdout
+    dep = json.loads(kubectl("get", "deploy", "web", "-n", "shop", "-o", "json"))
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert (container["image"], container["env"]) == ("web:2", [{"name": "MODE", "value": "a"}])

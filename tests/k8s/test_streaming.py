@@ -1,5 +1,8 @@
-"""`kubectl exec` and `kubectl port-forward` into a pod of the local cluster, with the real kubectl 1.30
-(exec over WebSockets, port-forward over SPDY tunnelled in a WebSocket), and exec from the Python client.
+"""`kubectl exec` and `kubectl port-forward` into a pod of the local cluster, with the real kubectl 1.30 as
+it comes (exec over WebSockets, port-forward over a SPDY upgrade; exec over SPDY when WebSockets are turned
+off), kubectl 1.31's port-forward (SPDY tunnelled in a WebSocket), exec and port-forward from the Python
+client, and `kubectl logs -f` and `kubectl top`; with no environment variable but where one picks exec's
+SPDY fallback.
 
 One pod with two containers of the payment image: `app` (the service, on 8080) and `sidecar` (a sleeper).
 """
@@ -9,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
@@ -159,14 +163,42 @@ def test_exec_into_an_unknown_container_or_a_pod_not_running_is_refused(
         cluster.kubectl("delete", "pod", "pending", "--timeout=30s")
 
 
-def test_exec_over_spdy_is_refused_with_the_reason(cluster: Cluster) -> None:
+def _exec_over_spdy(
+    cluster: Cluster, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """kubectl exec with its WebSocket transport turned off: its SPDY fallback."""
     env = {**os.environ, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
-    argv = ["--kubeconfig", str(cluster.kubectl.kubeconfig), "exec", POD, "-c", "app", "--", "true"]
-    result = subprocess.run(
-        [cluster.kubectl.binary, *argv], env=env, capture_output=True, text=True, timeout=30, check=False
+    argv = ["--kubeconfig", str(cluster.kubectl.kubeconfig), "exec", *args]
+    return subprocess.run(
+        [cluster.kubectl.binary, *argv],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
-    assert result.returncode == 1
-    assert "pods/exec is served over WebSockets only" in result.stderr
+
+
+def test_exec_over_spdy_streams_output_stdin_and_the_exit_code(cluster: Cluster) -> None:
+    script = "import sys; print(sys.stdin.read().upper()); sys.stderr.write('oops\\n'); sys.exit(4)"
+    result = _exec_over_spdy(cluster, "-i", POD, "-c", "app", "--", "python", "-c", script, input="spdy")
+    assert result.returncode == 4, result.stderr
+    assert result.stdout == "SPDY\n"
+    assert "oops" in result.stderr
+    assert "command terminated with exit code 4" in result.stderr
+    big = _exec_over_spdy(cluster, POD, "-c", "app", "--", "python", "-c", "print('x' * 1_000_000)")
+    assert big.returncode == 0, big.stderr
+    assert big.stdout == "x" * 1_000_000 + "\n"
+
+
+def test_exec_over_spdy_is_refused_with_the_api_servers_reason(cluster: Cluster) -> None:
+    unknown = _exec_over_spdy(cluster, POD, "-c", "nope", "--", "true")
+    assert unknown.returncode == 1
+    assert "container nope is not valid for pod shop" in unknown.stderr
+    missing = _exec_over_spdy(cluster, "no-such-pod", "--", "true")
+    assert missing.returncode == 1
+    assert 'pods "no-such-pod" not found' in missing.stderr
 
 
 def test_the_exec_process_is_killed_when_the_client_goes_away(cluster: Cluster) -> None:
@@ -299,20 +331,83 @@ def test_a_refused_handshake_answers_with_a_status(
     assert (status["kind"], status["code"], status["message"]) == ("Status", code, message)
 
 
+# -- the SPDY upgrade on the wire
+
+
+def _spdy_upgrade(cluster: Cluster, path: str, protocol: str) -> tuple[int, dict[str, str], bytes]:
+    """A SPDY upgrade request as kubectl sends it, on a fresh connection: the answer's status, headers and
+    body (none after a 101)."""
+    address = urlsplit(cluster.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+            f"X-Stream-Protocol-Version: {protocol}\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode().split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        if status_line.split()[1] != "101":
+            while len(body) < int(headers.get("content-length", 0)) and (chunk := sock.recv(65536)):
+                body += chunk
+        return int(status_line.split()[1]), headers, body
+
+
+def test_a_spdy_upgrade_switches_protocols(cluster: Cluster) -> None:
+    path = f"/api/v1/namespaces/default/pods/{POD}/portforward"
+    code, headers, _ = _spdy_upgrade(cluster, path, "portforward.k8s.io")
+    assert code == 101
+    assert headers["upgrade"] == "SPDY/3.1"
+    assert headers["x-stream-protocol-version"] == "portforward.k8s.io"
+
+
+@pytest.mark.parametrize(
+    ("path", "protocol", "code", "message"),
+    [
+        ("/api/v1/namespaces/default/pods/no-such-pod/portforward", "portforward.k8s.io", 404, "not found"),
+        (f"/api/v1/namespaces/default/pods/{POD}/portforward", "portforward.k8s.io.v2", 403, "negotiate"),
+        (
+            f"/api/v1/namespaces/default/pods/{POD}/exec?command=true&container=nope",
+            "v4.channel.k8s.io",
+            400,
+            "nope",
+        ),
+        (f"/api/v1/namespaces/default/pods/{POD}/attach", "v4.channel.k8s.io", 404, "could not find"),
+    ],
+)
+def test_a_refused_spdy_upgrade_answers_with_a_status(
+    cluster: Cluster, path: str, protocol: str, code: int, message: str
+) -> None:
+    answered, headers, body = _spdy_upgrade(cluster, path, protocol)
+    assert answered == code
+    assert headers["content-type"] == "application/json"
+    status = json.loads(body)
+    assert (status["kind"], status["code"]) == ("Status", code)
+    assert message in status["message"]
+
+
+def test_port_forward_without_an_upgrade_is_refused(cluster: Cluster) -> None:
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        answer = client.post(f"{cluster.url}/api/v1/namespaces/default/pods/{POD}/portforward")
+    assert answer.status_code == 400
+    assert answer.json()["message"] == "Upgrade request required"
+
+
 # -- port-forward with kubectl
 
 
 def _port_forward(
-    cluster: Cluster, target: str, ports: str, websockets: bool = True
+    cluster: Cluster, target: str, ports: str, binary: str | None = None
 ) -> subprocess.Popen[str]:
-    env = {**os.environ, "KUBECTL_PORT_FORWARD_WEBSOCKETS": "true" if websockets else "false"}
+    """kubectl port-forward as it comes (kubectl 1.30: a SPDY upgrade), in the background."""
     argv = ["--kubeconfig", str(cluster.kubectl.kubeconfig), "port-forward", target, ports]
     return subprocess.Popen(
-        [cluster.kubectl.binary, *argv, "--address", "127.0.0.1"],
+        [binary or cluster.kubectl.binary, *argv, "--address", "127.0.0.1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
     )
 
 
@@ -344,8 +439,19 @@ def _forwarding(process: subprocess.Popen[str], local: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize(("target", "remote"), [(f"pod/{POD}", 8080), (f"svc/{POD}", 80)])
-def test_port_forward_over_websockets_reaches_the_pod(cluster: Cluster, target: str, remote: int) -> None:
+def _kubectl_1_31(cluster: Cluster) -> str:
+    """kubectl 1.31 beside the 1.30 binary: its port-forward tunnels SPDY in a WebSocket by default."""
+    found = Path(cluster.kubectl.binary).with_name("kubectl.1.31")
+    if not found.exists():
+        pytest.skip("no kubectl 1.31 beside kubectl 1.30")
+    return str(found)
+
+
+@pytest.mark.parametrize(
+    ("target", "remote", "kubectl"),
+    [(f"pod/{POD}", 8080, "1.30"), (f"svc/{POD}", 80, "1.30"), (f"pod/{POD}", 8080, "1.31")],
+)
+def test_port_forward_reaches_the_pod(cluster: Cluster, target: str, remote: int, kubectl: str) -> None:
     if target.startswith("svc/"):
         service = {
             "apiVersion": "v1",
@@ -355,7 +461,8 @@ def test_port_forward_over_websockets_reaches_the_pod(cluster: Cluster, target: 
         }
         cluster.kubectl("apply", "-f", "-", input=json.dumps(service))
     local = free_port("127.0.0.1")
-    forward = _port_forward(cluster, target, f"{local}:{remote}")
+    binary = _kubectl_1_31(cluster) if kubectl == "1.31" else None
+    forward = _port_forward(cluster, target, f"{local}:{remote}", binary)
     try:
         assert _forwarding(forward, local), _stop(forward)
         assert [_healthz(local) for _ in range(3)] == [200, 200, 200]
@@ -365,6 +472,60 @@ def test_port_forward_over_websockets_reaches_the_pod(cluster: Cluster, target: 
         code, stderr = _stop(forward)
     assert code == 0, stderr
     assert "error" not in stderr.lower(), stderr
+
+
+ECHO = """
+import os, socket, threading
+def echo(conn):
+    with conn:
+        while data := conn.recv(65536):
+            conn.sendall(data)
+server = socket.create_server((os.environ["BIND_HOST"], 9000))
+while True:
+    threading.Thread(target=echo, args=(server.accept()[0],), daemon=True).start()
+"""
+
+
+def test_port_forward_carries_megabytes_both_ways_and_the_half_close(
+    cluster: Cluster, payment_image: BuiltImage
+) -> None:
+    container = {
+        "name": "echo",
+        "image": payment_image.reference,
+        "command": ["python", "-c", ECHO],
+        "readinessProbe": {"tcpSocket": {"port": 9000}, "periodSeconds": 1},
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "echo", "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [container]},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/echo", "--timeout=60s")
+    local = free_port("127.0.0.1")
+    forward = _port_forward(cluster, "pod/echo", f"{local}:9000")
+    sent = os.urandom(4 * 1024 * 1024)
+    try:
+        assert _forwarding(forward, local), _stop(forward)
+        with socket.create_connection(("127.0.0.1", local), timeout=20) as sock:
+
+            def send_all() -> None:
+                sock.sendall(sent)
+                sock.shutdown(socket.SHUT_WR)  # the pod reads its end, then closes: our end follows
+
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                sending = pool.submit(send_all)
+                received = bytearray()
+                while chunk := sock.recv(1024 * 1024):
+                    received += chunk
+                sending.result()
+    finally:
+        code, stderr = _stop(forward)
+        cluster.kubectl("delete", "pod", "echo", "--wait=false")
+    assert len(received) == len(sent)
+    assert received == sent
+    assert code == 0, stderr
 
 
 def test_port_forward_to_a_closed_port_reports_the_error(cluster: Cluster) -> None:
@@ -379,12 +540,91 @@ def test_port_forward_to_a_closed_port_reports_the_error(cluster: Cluster) -> No
     assert "error forwarding port 9 to pod" in stderr
 
 
-def test_port_forward_over_spdy_is_refused_with_the_reason(cluster: Cluster) -> None:
+def test_port_forward_to_a_missing_pod_is_refused_with_the_api_servers_reason(cluster: Cluster) -> None:
     local = free_port("127.0.0.1")
-    forward = _port_forward(cluster, f"pod/{POD}", f"{local}:8080", websockets=False)
+    forward = _port_forward(cluster, "pod/no-such-pod", f"{local}:8080")
     try:
         forward.wait(timeout=FORWARD_SECONDS)
     finally:
         code, stderr = _stop(forward)
     assert code == 1
-    assert "KUBECTL_PORT_FORWARD_WEBSOCKETS=true" in stderr
+    assert 'pods "no-such-pod" not found' in stderr
+
+
+# -- logs -f and top with kubectl
+
+TICKER = """
+import itertools, time
+for i in itertools.count():
+    print("tick", i, flush=True)
+    time.sleep(0.1)
+"""
+
+
+def _start_ticker(cluster: Cluster, image: str, name: str) -> None:
+    container = {"name": "app", "image": image, "command": ["python", "-c", TICKER]}
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [container]},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    cluster.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "--timeout=60s")
+
+
+def _ticks(process: subprocess.Popen[str], until: int) -> list[int]:
+    """The tick numbers `kubectl logs -f` prints, up to `until`."""
+    assert process.stdout is not None
+    seen: list[int] = []
+    while not seen or seen[-1] < until:
+        line = process.stdout.readline()
+        assert line, f"the log stream ended after {seen[-3:]}"
+        seen.append(int(line.split()[1]))
+    return seen
+
+
+def test_logs_follow_prints_new_lines_and_ends_when_the_pod_is_deleted(
+    cluster: Cluster, payment_image: BuiltImage
+) -> None:
+    _start_ticker(cluster, payment_image.reference, "ticker")
+    follow = cluster.kubectl.popen("logs", "-f", "ticker")
+    try:
+        written = len(cluster.kubectl("logs", "ticker").splitlines())
+        seen = _ticks(follow, written + 10)  # lines written after the follow began
+        assert seen == list(range(len(seen)))
+        cluster.kubectl("delete", "pod", "ticker", "--wait=false")
+        _, stderr = follow.communicate(timeout=FORWARD_SECONDS)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+    assert follow.returncode == 0, stderr
+
+
+def test_logs_follow_from_the_tail_ends_when_interrupted(cluster: Cluster, payment_image: BuiltImage) -> None:
+    _start_ticker(cluster, payment_image.reference, "ticker-2")
+    try:
+        poll(lambda: len(cluster.kubectl("logs", "ticker-2").splitlines()) > 5)
+        follow = cluster.kubectl.popen("logs", "-f", "--tail=1", "ticker-2")
+        first, *_ = _ticks(follow, 0)
+        assert first > 5
+        code, stderr = _stop(follow)
+        assert code == -signal.SIGINT, stderr  # ended by Ctrl-C, not killed
+    finally:
+        cluster.kubectl("delete", "pod", "ticker-2", "--wait=false")
+
+
+def test_top_shows_the_usage_of_pods_and_nodes(cluster: Cluster) -> None:
+    def top_pod() -> list[str]:
+        result = cluster.kubectl.run("top", "pod", POD, "--no-headers", check=False)
+        return result.stdout.split() if result.returncode == 0 else []
+
+    name, cpu, memory = poll(top_pod, within=30)
+    assert name == POD
+    assert cpu.endswith("m")
+    assert int(memory.removesuffix("Mi")) > 0
+    containers = cluster.kubectl("top", "pod", POD, "--containers", "--no-headers").splitlines()
+    assert sorted(line.split()[1] for line in containers) == ["app", "sidecar"]
+    (node,) = cluster.kubectl("top", "node", "--no-headers").splitlines()
+    assert node.split()[0] == "node-1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import time
 from typing import Any
 
@@ -128,12 +129,46 @@ def test_table_output(k8s_api: K8sApi) -> None:
 def test_openapi_documents(k8s_api: K8sApi) -> None:
     with _client(k8s_api) as c:
         root = c.get("/openapi/v3").json()["paths"]
-        assert {"api/v1", "apis/apps/v1"} <= set(root)
-        doc = c.get(root["apis/apps/v1"]["serverRelativeURL"]).json()
+        assert {"api/v1", "apis/apps/v1", "apis/authorization.k8s.io/v1"} <= set(root)
+        url = root["apis/apps/v1"]["serverRelativeURL"]
+        answer = c.get(url)
+        assert answer.headers["cache-control"] == "public, immutable"
+        doc = answer.json()
         patch_op = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
         assert patch_op["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
         assert "fieldValidation" in {p["name"] for p in patch_op["parameters"]}
-        assert c.get("/openapi/v2", headers={"accept": "application/json"}).json()["swagger"] == "2.0"
+        patch_body = patch_op["requestBody"]["content"]["application/strategic-merge-patch+json"]["schema"]
+        assert patch_body == {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"}
+        schemas = doc["components"]["schemas"]
+        deployment = schemas["io.k8s.api.apps.v1.Deployment"]
+        assert deployment["x-kubernetes-group-version-kind"] == [
+            {"group": "apps", "kind": "Deployment", "version": "v1"}
+        ]
+        assert deployment["properties"]["spec"]["allOf"] == [
+            {"$ref": "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec"}
+        ]
+        containers = schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+        assert (containers["type"], containers["x-kubernetes-patch-merge-key"]) == ("array", "name")
+        refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(doc)))
+        assert refs <= set(schemas)  # every reference resolves in the document
+        assert c.get(url.split("?")[0] + "?hash=stale", follow_redirects=False).headers["location"] == url
+        again = c.get(url, headers={"if-none-match": answer.headers["etag"]})
+        assert (again.status_code, again.content) == (304, b"")
+
+        v2 = c.get("/openapi/v2", headers={"accept": "application/json"}).json()
+        assert v2["swagger"] == "2.0"
+        assert v2["definitions"]["io.k8s.api.core.v1.Pod"]["properties"]["spec"] == {
+            "$ref": "#/definitions/io.k8s.api.core.v1.PodSpec",
+            "description": v2["definitions"]["io.k8s.api.core.v1.Pod"]["properties"]["spec"]["description"],
+        }
+        protobuf = c.get(
+            "/openapi/v2", headers={"accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
+        )
+        assert (
+            protobuf.headers["content-type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        )
+        assert protobuf.content.startswith(b"\n\x032.0")  # field 1, swagger: "2.0"
+        assert c.get("/openapi/v2", headers={"accept": "text/html"}).status_code == 406
 
 
 def test_limit_continue_and_field_selectors(k8s_api: K8sApi) -> None:
