@@ -42,7 +42,11 @@ Images and the base (oci.py, layout.py, recipes/image.py, bases/)
     layout therefore omits the base layers' blobs, which the image-layout specification allows.
     Both run as a numeric non-root user, with entrypoint `python -m services.<package>`, PYTHONPATH,
     working dir /app, the exposed port, and the OCI labels source, revision (the last commit that
-    touched the image's inputs) and version.
+    touched the image's inputs, or `--revision`) and version. Their environment's SERVICE_VERSION names
+    the build, `<version>+<revision>` (a commit id shortened to 12 hex digits); the service reports it
+    in every response and in its telemetry. It is a build input like any other: the same revision gives
+    the same digests, another revision another config, so another digest for every image, while the
+    layers stay shared.
 
 Outputs and distribution (build.py, push.py, registry.py, ecr.py, imagesjson.py, gc.py)
     `build/oci/<name>/` is an OCI image layout per image (refs `app` and `full`), its blobs hard-linked

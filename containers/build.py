@@ -10,6 +10,7 @@ like Nix's import-from-derivation.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 import tomllib
@@ -33,6 +34,10 @@ from containers.store import Store
 
 APP, FULL = "app", "full"
 LOCK_FILES = ("pyproject.toml", "uv.lock")
+COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 object names
+SHORT_COMMIT = 12
+# what a service accepts as SERVICE_VERSION (it goes out in a response header)
+SERVICE_VERSION = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,19 @@ def git_revision(project: Path, paths: Sequence[str]) -> str:
     return result.stdout.strip() or "unknown"
 
 
+def service_version(version: str, revision: str) -> str:
+    """What the image's `SERVICE_VERSION` says: `<version>+<revision>`, a commit id shortened."""
+    if COMMIT_ID.fullmatch(revision):
+        revision = revision[:SHORT_COMMIT]
+    named = f"{version}+{revision}"
+    if not SERVICE_VERSION.fullmatch(named):
+        raise ContainersError(
+            f"the image's SERVICE_VERSION {named!r} would not start the service: the version and the "
+            "revision must be printable ASCII without spaces, 128 characters in all"
+        )
+    return named
+
+
 class Builder:
     def __init__(self, options: BuildOptions, reporter: Reporter | None = None) -> None:
         self.options = options
@@ -166,7 +184,8 @@ class Builder:
                 code.code_layer(spec.name, sources, self.mtime, self.declaration.bytecode),
             ]
             history = [f"shopstack containers: {layer.name}" for layer in layers]
-            labels = self.labels(spec, version)
+            revision = self.revision(spec)
+            labels = self.labels(spec, version, revision)
             variants = {APP: None, **({FULL: self.declaration.base} if self.options.full else {})}
             plans[spec.name] = {}
             for variant, base in variants.items():
@@ -175,6 +194,7 @@ class Builder:
                     layers,
                     history,
                     labels=labels,
+                    service_version=service_version(version, revision),
                     mtime=self.mtime,
                     os=self.declaration.target.os,
                     architecture=self.declaration.target.architecture,
@@ -183,8 +203,9 @@ class Builder:
                 plans[spec.name][variant] = image.image_manifest(spec, config, layers, base)
         return plans
 
-    def labels(self, spec: ImageSpec, version: str) -> dict[str, str]:
-        revision = self.options.revision or git_revision(
+    def revision(self, spec: ImageSpec) -> str:
+        """`--revision`, or the last commit that touched the image's inputs."""
+        return self.options.revision or git_revision(
             self.project,
             [
                 "services/__init__.py",
@@ -196,6 +217,8 @@ class Builder:
                 else "containers",
             ],
         )
+
+    def labels(self, spec: ImageSpec, version: str, revision: str) -> dict[str, str]:
         return {
             "org.opencontainers.image.title": spec.name,
             "org.opencontainers.image.source": self.declaration.source,

@@ -5,6 +5,9 @@ Two variants of each image share their layers:
   these layers and runs the entrypoint with the host's Python of the same major.minor.
 - "full": the same layers on the pinned base image, whose layers it references by digest and whose
   config (env, history, diff_ids) it extends. This is what a cluster's container runtime runs.
+
+Both carry `SERVICE_VERSION` in their environment, naming the build (`<version>+<revision>`): the service
+reports it in every response and in its telemetry.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from containers.registry import Registry
 from containers.tarball import LayerInfo
 
 PYTHON_LABEL = "io.shopstack.python"
+VERSION_ENV = "SERVICE_VERSION"
 
 
 def created_at(epoch: int) -> str:
@@ -142,6 +146,7 @@ def image_config(
     history: Sequence[str],
     *,
     labels: Mapping[str, str],
+    service_version: str,
     mtime: int,
     os: str,
     architecture: str,
@@ -154,7 +159,7 @@ def image_config(
         "module": spec.module,
         "port": spec.port,
         "user": spec.user,
-        "env": rootfs.environment(spec.port),
+        "env": [*rootfs.environment(spec.port), f"{VERSION_ENV}={service_version}"],
         "labels": dict(labels),
         "history": list(history),
         "mtime": mtime,

@@ -1,9 +1,10 @@
 """The Quart application every service is built on.
 
 `ServiceApp` adds what all nine services share: JSON errors that name the bad field, `/healthz`,
-`/readyz` (running the service's own readiness checks), `/metrics`, an OpenAPI document at
-`/openapi.json`, traced requests named by their route template, feature flags loaded before serving,
-and resources (clients, consumers) closed in reverse order when the service stops.
+`/readyz` (running the service's own readiness checks), `/metrics`, `/drain` (lame-duck draining for a
+preStop hook, see `draining`), an OpenAPI document at `/openapi.json`, traced requests named by their
+route template, the build's version in every response (`X-Service-Version`), feature flags loaded before
+serving, and resources (clients, consumers) closed in reverse order when the service stops.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any, TypeVar, cast
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from quart import Quart, Response, current_app, jsonify, request
-from quart_schema import QuartSchema, RequestSchemaValidationError, hide
+from quart_schema import QuartSchema, RequestSchemaValidationError, hide, validate_querystring
 from werkzeug.exceptions import HTTPException
 
-from services.common.config import ServiceSettings
+from services.common.config import MAX_DRAIN_SECONDS, ServiceSettings
+from services.common.draining import Drain
 from services.common.flags import FeatureFlags
 from services.common.http import UpstreamRejected, UpstreamUnavailable
 from services.common.telemetry import setup_telemetry
@@ -33,8 +35,12 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 R = TypeVar("R")
 
 READINESS_TIMEOUT_SECONDS = 2.0
-# Probes and scrapes are not traced: a regex matched against the full URL (commas separate regexes).
-UNTRACED_URLS = r"^https?://[^/]+/(healthz|readyz|metrics)/?(\?.*)?$"
+# Probes, scrapes and drains are not traced (nor counted in the request metrics, where a drain's seconds
+# would pass for slow requests): a regex matched against the full URL (commas separate regexes).
+UNTRACED_URLS = r"^https?://[^/]+/(healthz|readyz|metrics|drain)/?(\?.*)?$"
+VERSION_HEADER = "X-Service-Version"
+# HTTP/2 has no Connection header (a draining HTTP/2 connection would be ended by GOAWAY instead).
+CLOSABLE_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 
 
 class ErrorBody(BaseModel):
@@ -60,6 +66,12 @@ def field_errors(error: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+class DrainQuery(BaseModel):
+    """`GET /drain?seconds=N`: how long to hold the caller (a preStop hook) before it may send SIGTERM."""
+
+    seconds: float | None = Field(default=None, ge=0, le=MAX_DRAIN_SECONDS)
+
+
 class ServiceApp(Quart):
     """A Quart app with the settings, flags, readiness checks and resources of one service."""
 
@@ -69,10 +81,11 @@ class ServiceApp(Quart):
         self.settings = settings
         self.flags = FeatureFlags.from_file(settings.flags_file, name)
         self.readiness_checks: dict[str, ReadinessCheck] = {}
+        self.drain = Drain()
         self._ready: bool | None = None
         self._resources = AsyncExitStack()
 
-        setup_telemetry(name, settings.log_level)
+        setup_telemetry(name, settings.log_level, settings.service_version)
         QuartSchema(
             self,
             openapi_path="/openapi.json",
@@ -83,6 +96,8 @@ class ServiceApp(Quart):
         )
         self._register_error_handlers()
         self._register_health_routes()
+        self._register_drain_route()
+        self.after_request(self._stamp_response)
         self.after_serving(self._resources.aclose)
         self.after_serving(self._stop_flags)
         self.before_request(_name_span_by_route)
@@ -112,6 +127,13 @@ class ServiceApp(Quart):
     async def _stop_flags(self) -> None:
         self.flags.shutdown()
 
+    async def _stamp_response(self, response: Response) -> Response:
+        """Every response names the build that made it and, while draining, closes its connection."""
+        response.headers[VERSION_HEADER] = self.settings.service_version
+        if self.drain.draining and request.http_version in CLOSABLE_HTTP_VERSIONS:
+            response.headers["Connection"] = "close"
+        return response
+
     def _register_error_handlers(self) -> None:
         @self.errorhandler(RequestSchemaValidationError)
         async def invalid_request(error: RequestSchemaValidationError) -> Response:
@@ -140,11 +162,13 @@ class ServiceApp(Quart):
         @self.get("/healthz")
         @hide
         async def healthz() -> dict[str, str]:
-            return {"status": "ok"}
+            return {"status": "ok", "version": self.settings.service_version}
 
         @self.get("/readyz")
         @hide
         async def readyz() -> tuple[dict[str, Any], int]:
+            if self.drain.draining:
+                return {"status": "unready", "reason": "draining"}, 503
             results = await asyncio.gather(*(_run_check(check) for check in self.readiness_checks.values()))
             checks = dict(zip(self.readiness_checks, results, strict=True))
             ready = all(result == "ok" for result in checks.values())
@@ -155,6 +179,18 @@ class ServiceApp(Quart):
         @hide
         async def metrics() -> Response:
             return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    def _register_drain_route(self) -> None:
+        @self.get("/drain")
+        @hide
+        @validate_querystring(DrainQuery)
+        async def drain(query_args: DrainQuery) -> dict[str, Any]:
+            """Drain (a second call while draining only waits), answering after the seconds asked for
+            (`DRAIN_SECONDS` by default) or as soon as the service starts stopping."""
+            seconds = self.settings.drain_seconds if query_args.seconds is None else query_args.seconds
+            self.drain.begin(f"GET /drain, {seconds:g}s")
+            await self.drain.hold(seconds)
+            return {"status": "draining", "seconds": seconds}
 
     def _log_readiness(self, ready: bool, checks: dict[str, str]) -> None:
         """Log each change of readiness (probes are not traced, so this is how telemetry sees one)."""

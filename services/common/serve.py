@@ -1,8 +1,9 @@
 """`python -m services.<name>`: serve a service's app with hypercorn until SIGTERM or SIGINT.
 
-On the signal, hypercorn stops accepting connections, lets in-flight requests finish (up to
-`SHUTDOWN_TIMEOUT_SECONDS`), then the app's after-serving hooks close clients, commit consumer offsets
-and flush telemetry.
+On the signal, a drain in progress answers at once and every response from then on closes its
+connection (see `services.common.draining`); hypercorn stops accepting connections, lets in-flight
+requests finish (up to `SHUTDOWN_TIMEOUT_SECONDS`), then the app's after-serving hooks close clients,
+commit consumer offsets and flush telemetry.
 """
 
 from __future__ import annotations
@@ -62,7 +63,12 @@ def usage(name: str, settings_type: type[ServiceSettings]) -> str:
 
 async def _serve(app: ServiceApp, config: Config) -> None:
     stop = asyncio.Event()
+
+    def stopping() -> None:
+        app.drain.stop()
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping)
     await serve(app, config, shutdown_trigger=stop.wait)

@@ -1,7 +1,9 @@
 """OpenTelemetry traces, metrics and logs, configured only by the standard `OTEL_*` variables.
 
 Exporting over OTLP/HTTP happens when an OTLP endpoint variable is set (and the signal's exporter is
-not `none`); spans are created and propagated either way, and metrics always feed `/metrics`.
+not `none`); spans are created and propagated either way, and metrics always feed `/metrics`. The resource
+names the service and the build it runs (`service.version`), so telemetry tells the two colours of a
+blue-green release apart.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -70,14 +72,23 @@ def _exports(signal: str) -> bool:
     )
 
 
-def setup_telemetry(service_name: str, log_level: str = "INFO") -> Telemetry:
+def service_resource(service_name: str, version: str) -> Resource:
+    """The process's resource: `OTEL_SERVICE_NAME` and a `service.version` in `OTEL_RESOURCE_ATTRIBUTES`
+    win over the name and version the service knows itself by."""
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service_name}
+    resource = Resource.create(attributes)
+    if SERVICE_VERSION in resource.attributes:
+        return resource
+    return resource.merge(Resource({SERVICE_VERSION: version}))
+
+
+def setup_telemetry(service_name: str, log_level: str = "INFO", version: str = "dev") -> Telemetry:
     """Install the global providers and instrumentations once per process; later calls return the same."""
     global _telemetry
     if _telemetry is not None:
         return _telemetry
 
-    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service_name}
-    resource = Resource.create(attributes)
+    resource = service_resource(service_name, version)
     exporting = [s for s in ("traces", "metrics", "logs") if _exports(s)]
 
     tracer_provider = TracerProvider(resource=resource)

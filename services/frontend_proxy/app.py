@@ -1,4 +1,4 @@
-"""frontend-proxy's app: every request but its own /healthz, /readyz and /metrics is streamed to the
+"""frontend-proxy's app: every request but its own /healthz, /readyz, /metrics and /drain is streamed to the
 upstream the route table names, and the upstream's answer is streamed back.
 
 Forwarding happens in a `before_request` hook rather than a catch-all route: Quart's URL map also holds
@@ -35,7 +35,7 @@ upstream_failures = meter.create_counter(
     "app.proxy.upstream_failures", description="Requests the upstream did not answer, by route and kind"
 )
 
-OWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+OWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/drain"})
 
 
 class Settings(ServiceSettings):

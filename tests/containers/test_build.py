@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from containers.artifact import BuiltImage
-from containers.build import APP, BuildResult
+from containers.build import APP, BuildResult, project_version
+from containers.errors import ContainersError
 from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from tests.containers.conftest import HOST, REPO, Workspace, run_cli
 
@@ -44,6 +45,13 @@ def network_settings() -> dict[str, str]:
 
 def app_images(result: BuildResult) -> dict[str, BuiltImage]:
     return {name: variants[APP] for name, variants in result.images.items()}
+
+
+def config_env(image: BuiltImage) -> dict[str, str]:
+    """The image config's environment, as a mapping."""
+    assert image.config.path is not None
+    config = json.loads(image.config.path.read_bytes())["config"]
+    return dict(item.split("=", 1) for item in config["Env"])
 
 
 def test_two_builds_in_different_directories_users_and_times_give_the_same_digests(
@@ -153,6 +161,30 @@ def test_a_change_to_services_common_rebuilds_every_code_layer_and_nothing_more(
     assert result.built_steps == expected
 
 
+def test_service_version_names_the_build_and_another_revision_changes_only_configs_and_manifests(
+    workspace: Workspace,
+) -> None:
+    version = project_version(workspace.project)
+    before = app_images(workspace.build())
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    result = workspace.build(revision=commit)
+    after = app_images(result)
+    # the revision is in the config (label and env) alone: the layers are reused
+    assert result.built_steps == sorted(
+        f"{kind}-{name}" for name in workspace.images for kind in ("config", "image")
+    )
+    for name in workspace.images:
+        assert config_env(before[name])["SERVICE_VERSION"] == f"{version}+test"
+        assert config_env(after[name])["SERVICE_VERSION"] == f"{version}+0123456789ab"
+        assert after[name].digest != before[name].digest
+        assert after[name].layers == before[name].layers
+
+
+def test_a_revision_that_would_not_start_the_service_is_refused(workspace: Workspace) -> None:
+    with pytest.raises(ContainersError, match="SERVICE_VERSION"):
+        workspace.build(revision="two words")
+
+
 def test_every_image_shares_one_dependency_layer(warm: Workspace) -> None:
     result = warm.build()
     first_layers = {image.layers[0].descriptor.digest for image in app_images(result).values()}
@@ -183,10 +215,12 @@ def test_check_rebuilds_every_step_and_finds_the_same_bytes(workspace: Workspace
 
 def unpack(image: BuiltImage, rootfs: Path) -> None:
     rootfs.mkdir(parents=True)
+    # extraction filters came with 3.11.4; the layers are our own, so older Pythons extract unfiltered
+    safety: dict[str, str] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     for layer in image.layers:
         assert layer.path is not None
         with tarfile.open(layer.path, "r:gz") as tar:
-            tar.extractall(rootfs, filter="data")
+            tar.extractall(rootfs, **safety)  # type: ignore[arg-type]
 
 
 def test_layers_hold_bytecode_but_no_build_path_and_no_timestamp(warm: Workspace) -> None:
@@ -210,7 +244,7 @@ def test_the_app_image_runs_the_service_from_its_own_layers(warm: Workspace, tmp
     rootfs = tmp_path / "rootfs"
     unpack(image, rootfs)
     config = json.loads(image.config.path.read_bytes())["config"]  # type: ignore[union-attr]
-    env = dict(item.split("=", 1) for item in config["Env"])
+    env = config_env(image)
     env["PYTHONPATH"] = ":".join(str(rootfs) + part for part in env["PYTHONPATH"].split(":"))
     port = free_port(HOST)
     env.update({"PATH": os.environ["PATH"], "BIND_HOST": HOST, "PORT": str(port)})
@@ -222,7 +256,10 @@ def test_the_app_image_runs_the_service_from_its_own_layers(warm: Workspace, tmp
     service.start()
     try:
         service.wait_ready(lambda: http_ok(f"http://{HOST}:{port}/healthz"), timeout=30)
-        assert httpx.get(f"http://{HOST}:{port}/healthz").json() == {"status": "ok"}
+        health = httpx.get(f"http://{HOST}:{port}/healthz")
+        version = f"{project_version(warm.project)}+test"
+        assert health.json() == {"status": "ok", "version": version}
+        assert health.headers["X-Service-Version"] == version
         probe = subprocess.run(
             [
                 sys.executable,

@@ -329,12 +329,35 @@ def test_the_proxy_traces_each_request_under_its_route_and_passes_the_trace_upst
 def test_the_proxy_answers_its_own_health_and_metrics(
     proxy: httpx.Client, proxy_to_nowhere: httpx.Client
 ) -> None:
-    assert proxy.get("/healthz").json() == {"status": "ok"}
+    assert proxy.get("/healthz").json() == {"status": "ok", "version": "dev"}
     assert proxy.get("/readyz").status_code == 200
     assert "# TYPE" in proxy.get("/metrics").text
     unready = proxy_to_nowhere.get("/readyz")
     assert unready.status_code == 503
     assert unready.json()["checks"]["frontend"] != "ok"
+
+
+def test_the_proxy_drains_itself_and_closes_the_connections_of_the_answers_it_forwards(
+    workdir: Path, upstream: Upstream, telemetry: TelemetryQuery
+) -> None:
+    process, url = start_proxy(workdir, "proxy-draining", upstream.url, upstream.url, telemetry)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert seen_upstream(client.get("/before"))["path"] == "/before"
+            drained = client.get("/drain?seconds=0")  # the proxy's own, not the frontend's
+            assert drained.json() == {"status": "draining", "seconds": 0}
+            readiness = client.get("/readyz")
+            assert (readiness.status_code, readiness.json()) == (
+                503,
+                {"status": "unready", "reason": "draining"},
+            )
+            forwarded = client.get("/after")
+            assert seen_upstream(forwarded)["path"] == "/after"
+            assert forwarded.headers["Connection"] == "close"
+            assert forwarded.headers["X-Service-Version"] == "dev"
+        assert process.stop() == 0
+    finally:
+        process.stop()
 
 
 def test_a_request_id_sent_by_the_client_is_kept_upstream_and_returned(proxy: httpx.Client) -> None:
