@@ -5,7 +5,8 @@
 when the controllers make their first pass) and stops them last (so every pod process is gone before the
 server exits). The API server imports nothing of the kubelet: its logs, exec and port-forward
 (`sim.kubelet.streams`) and its usage samples are handed to it here, through the small protocols it
-declares.
+declares; nor of the ALB: its pod readiness gate injector is registered here as the store's admission
+hook, when the ALB data plane that measures target health is known (`alb_admin_url`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from containers.nodestore import ImageStore
 from sim.alb.controller import AlbController
+from sim.alb.readiness import ReadinessGateInjector
 from sim.controllers import Controller
 from sim.controllers.manager import Timings, all_controllers
 from sim.k8s.app import KubeApp, placeholder_log
@@ -63,6 +65,9 @@ class ClusterConfig:
     cluster_name: str = "local"
     #: where this cluster's API is served, for what runs in it and talks to it (the Prometheus stand-in)
     api_url: str | None = None
+    #: the ALB data plane's admin URL (`python -m sim.alb --admin-port`): the ALB controller reads the
+    #: targets' health there for pod readiness gates; None: no readiness gates
+    alb_admin_url: str | None = None
 
     def __post_init__(self) -> None:
         if (self.nodes or self.elastic_nodes) and (self.image_store is None or self.kubelet_dir is None):
@@ -114,7 +119,10 @@ class LocalCluster:
         if self.network is not None:
             self.controllers += self.network.controllers()
         if config.aws_endpoint is not None:
-            self.controllers.append(AlbController(self.store, config.aws_endpoint, config.cluster_name))
+            alb = AlbController(self.store, config.aws_endpoint, config.cluster_name, config.alb_admin_url)
+            self.controllers.append(alb)
+            if config.alb_admin_url is not None:
+                self.store.admission.append(ReadinessGateInjector(self.store, config.cluster_name))
         self.app = KubeApp(
             self.store,
             log_source=streams.read_log if streams is not None else placeholder_log,

@@ -2,7 +2,8 @@
 
 Listener port 80 of every ALB is served on `--port`; `--listener LISTENER=LOCAL` serves another listener
 port on another local port (repeatable). `/healthz` (200 once the emulator was read) and `/targets` are on
-`--admin-port`, apart from the ALBs' routes.
+`--admin-port`, apart from the ALBs' routes. `--time-scale` shortens the target groups' health-check
+times and deregistration delays (a tenth of AWS's by default: a 15 s check interval is 1.5 s here).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from sim.alb.dataplane import DataPlane
+from sim.alb.dataplane import ConnectionCut, DataPlane
 from sim.aws import DEFAULT_PORT
 
 GRACEFUL_TIMEOUT_SECONDS = 5.0
@@ -50,10 +51,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--poll-interval", type=float, default=0.5, help="seconds between reads of the emulator"
     )
     parser.add_argument(
-        "--health-time-scale",
+        "--time-scale",
         type=float,
         default=0.1,
-        help="health-check intervals and timeouts are the target group's times this (default: %(default)s)",
+        help="health-check intervals and timeouts and deregistration delays are the target group's times "
+        "this; 1 for AWS's own (default: %(default)s)",
     )
     parser.add_argument("--log-level", default="WARNING", help="log level (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -65,7 +67,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.listeners[int(local)] = int(listener)
     if args.admin_port in args.listeners:
         parser.error("--admin-port must differ from the listener ports")
+    if args.time_scale <= 0:
+        parser.error("--time-scale must be positive")
     return args
+
+
+class _CutsAreNoErrors(logging.Filter):
+    """Hypercorn logs an exception out of the app as an error: a `ConnectionCut` is the data plane's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ConnectionCut))
 
 
 async def _serve(app: DataPlane, config: Config) -> None:
@@ -87,12 +98,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.admin_port,
         access_log=args.access_log,
         poll_interval=args.poll_interval,
-        health_time_scale=args.health_time_scale,
+        time_scale=args.time_scale,
     )
     config = Config()
     config.bind = [f"{args.host}:{port}" for port in [*args.listeners, args.admin_port]]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
+    config.errorlog.addFilter(_CutsAreNoErrors())
     config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
     config.keep_alive_timeout = KEEP_ALIVE_SECONDS
     asyncio.run(_serve(app, config))

@@ -10,6 +10,11 @@ A load balancer tagged for this cluster whose stack no Ingress declares is delet
 has refused annotations is left alone, as upstream keeps the last good state). Passes run on any
 change to the watched types and every `period` seconds (to retry a failed sync), in the controllers'
 shared loop (`sim.controllers.base.Controller.run_pass`).
+
+With the data plane's admin address (`dataplane_admin`), a pass also sets the pods' readiness gate
+conditions (`sim.alb.readiness`) from the target health the data plane measures (its `/targets`), and
+while a gated target is not yet healthy, passes come every `GATE_RECHECK_SECONDS` (upstream requeues
+the same way). Without it nothing measures a target's health, and the cluster injects no gates.
 """
 
 from __future__ import annotations
@@ -19,15 +24,17 @@ import contextlib
 import logging
 from typing import Any
 
+import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sim.alb.elbv2 import ElbV2State
 from sim.alb.model import FINALIZER, Plan, is_alb, plan
+from sim.alb.readiness import GateCondition, TargetHealth, gate_conditions, health_by_group
 from sim.controllers.base import Controller
 from sim.k8s import resources
 from sim.k8s.errors import ApiError
 from sim.k8s.events import record_event
-from sim.k8s.store import Event, Obj, Store
+from sim.k8s.store import Event, Obj, Store, now
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ SLICES = resources.by_key("endpointslices.discovery.k8s.io")
 PODS = resources.by_key("pods")
 AWS_ERRORS = (BotoCoreError, ClientError, RuntimeError)
 COMPONENT = "ingress"  # the AWS Load Balancer Controller's event source
+GATE_RECHECK_SECONDS = 1.0
 
 
 class AlbController(Controller):
@@ -47,11 +55,16 @@ class AlbController(Controller):
     watches = frozenset({INGRESSES.key, CLASSES.key, SERVICES.key, SLICES.key, PODS.key})
     period = 10.0
 
-    def __init__(self, store: Store, aws_endpoint: str, cluster_name: str) -> None:
+    def __init__(
+        self, store: Store, aws_endpoint: str, cluster_name: str, dataplane_admin: str | None = None
+    ) -> None:
         super().__init__(store)
         self.aws = ElbV2State(aws_endpoint, cluster_name)
         self.cluster_name = cluster_name
+        self.dataplane_admin = dataplane_admin
         self._reported: set[tuple[str, str, str]] = set()  # (ingress uid, reason, message)
+        self._recheck: asyncio.TimerHandle | None = None
+        self._health_error: str | None = None  # the last failure to read the data plane, logged once
 
     def wants(self, event: Event) -> bool:
         if event.key == PODS.key:  # readiness and deletion are what move targets
@@ -79,6 +92,50 @@ class AlbController(Controller):
             self._warn(namespace, name, reason, message)
         hostnames, failures = await asyncio.to_thread(self._apply, desired)
         self._report(desired, hostnames, failures)
+        if self.dataplane_admin is not None:
+            health = await self._target_health(self.dataplane_admin)
+            if health is not None:
+                self._set_gates(gate_conditions(desired, self.store.iter_objects(PODS), health))
+
+    async def _target_health(self, admin: str) -> TargetHealth | None:
+        """The data plane's measured target health; None when it cannot be read (next pass retries)."""
+        try:
+            async with httpx.AsyncClient(trust_env=False, timeout=2.0) as client:
+                response = await client.get(f"{admin}/targets")
+                response.raise_for_status()
+        except httpx.HTTPError as err:
+            if str(err) != self._health_error:
+                log.warning("reading target health from the ALB data plane at %s: %s", admin, err)
+            self._health_error = str(err)
+            return None
+        self._health_error = None
+        return health_by_group(response.json())
+
+    def _set_gates(self, conditions: list[GateCondition]) -> None:
+        """Write the gate conditions that changed (status subresource); recheck soon while any is False."""
+        for wanted in conditions:
+            with contextlib.suppress(ApiError):  # gone or changed meanwhile: the next pass sees it
+                self._set_gate(wanted)
+        if self._recheck is not None:
+            self._recheck.cancel()
+        if any(c.status != "True" for c in conditions):
+            self._recheck = asyncio.get_running_loop().call_later(GATE_RECHECK_SECONDS, self.wake)
+
+    def _set_gate(self, wanted: GateCondition) -> None:
+        pod = self.store.get(PODS, wanted.namespace, wanted.pod)
+        status = pod.setdefault("status", {})
+        conditions = status.get("conditions") or []
+        current = next((c for c in conditions if c.get("type") == wanted.type), None)
+        if not wanted.differs(current):
+            return
+        condition: dict[str, Any] = {"type": wanted.type, "status": wanted.status, "lastProbeTime": None}
+        if current is not None and current.get("status") == wanted.status:
+            condition["lastTransitionTime"] = current.get("lastTransitionTime")
+        else:
+            condition["lastTransitionTime"] = now()
+        condition.update({k: v for k, v in (("reason", wanted.reason), ("message", wanted.message)) if v})
+        status["conditions"] = [*(c for c in conditions if c.get("type") != wanted.type), condition]
+        self.store.update(PODS, wanted.namespace, wanted.pod, pod, subresource="status", manager=COMPONENT)
 
     def _apply(self, desired: Plan) -> tuple[dict[str, str], dict[str, str]]:
         """In a thread: sync every stack; DNS names and failures by stack."""
@@ -115,7 +172,7 @@ class AlbController(Controller):
                     continue
                 self._set_hostname(namespace, name, hostnames[spec.stack])
         for stack, leaving in desired.leaving.items():
-            if stack in failures:
+            if stack in failures or stack in desired.refused:
                 continue
             for namespace, name in leaving:
                 self._remove_finalizer(namespace, name)
@@ -170,9 +227,12 @@ class AlbController(Controller):
 
 
 def _pod_view(pod: Obj | None) -> Any:
-    """What of a pod moves targets: its IP, readiness and deletion."""
+    """What of a pod moves targets: its IP, readiness (a gated pod's containers' too) and deletion."""
     if pod is None:
         return None
     status = pod.get("status") or {}
-    ready = [c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    kinds = ("Ready", "ContainersReady")
+    ready = [
+        (c.get("type"), c.get("status")) for c in status.get("conditions") or [] if c.get("type") in kinds
+    ]
     return (status.get("podIP"), ready, pod["metadata"].get("deletionTimestamp"))

@@ -1,15 +1,20 @@
 """The ALB data plane: an ASGI app that serves the emulator's ALBs by their own listener rules.
 
 Every `poll_interval` seconds it reads the emulator's ALBs, listeners, rules, target groups and
-registered targets (`routing.read_snapshot`, in a thread) and hands the targets to its health checker.
-Each request on a local port is routed for the listener port that local port stands for, balanced round
-robin over the target group's healthy registered targets, and streamed both ways with
-`X-Forwarded-For/Proto/Port` and `X-Amzn-Trace-Id` added. No healthy target: 503; the target fails:
-502; it times out: 504. A refused (or reset before answering) connection is retried once on another
-target for idempotent methods whose body was small enough to keep. A deregistered target gets no new
-request; requests already on it finish (connection draining). One access log line per request, in the
-ALB's field order. The admin port serves `/healthz` and `/targets` (every target's measured health and
-in-flight count), never the ALBs' routes.
+registered targets (`routing.read_snapshot`, in a thread) and hands the targets to its health checker,
+so a change of rules or weights takes effect within that interval. Each request on a local port is
+routed for the listener port that local port stands for, to a target group of its rule's forward action
+picked by weight, balanced round robin over that group's healthy registered targets, and streamed both
+ways with `X-Forwarded-For/Proto/Port` and `X-Amzn-Trace-Id` added. No healthy target: 503; the target
+fails: 502; it times out: 504. A refused (or reset before answering) connection is retried once on
+another target for idempotent methods whose body was small enough to keep.
+
+A deregistered target drains: it gets no new request, and the requests already on it may finish for the
+group's deregistration delay (`deregistration_delay.timeout_seconds`, times `time_scale` like the health
+checks); then they are dropped (502 if not yet answered, else the client's connection is cut, as an ALB
+does). A target with nothing in flight is gone at once. One access log line per request, in the ALB's
+field order. The admin port serves `/healthz` and `/targets` (every registered target's measured health,
+with ELBv2's reason and description, and in-flight count; the draining ones), never the ALBs' routes.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import json
 import logging
 import secrets
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
@@ -32,7 +37,16 @@ import httpx
 
 from sim.alb.elbv2 import client as aws_client
 from sim.alb.health import HealthChecker, TargetHealth
-from sim.alb.routing import Request, Rule, Snapshot, Target, forward_groups, read_snapshot, route
+from sim.alb.routing import (
+    Request,
+    Rule,
+    Snapshot,
+    Target,
+    WeightedRoundRobin,
+    forward_groups,
+    read_snapshot,
+    route,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +116,7 @@ class Exchange:
         self.sent = 0
         self.target_started: float | None = None
         self.target_answered: float | None = None
+        self.responding = False  # the response has begun going to the client
         self.error = "-"
         self.trace_id = f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
 
@@ -157,6 +172,19 @@ class _UpstreamRefused(Exception):
     an idempotent request may go to another target."""
 
 
+class ConnectionCut(Exception):
+    """A draining target's deregistration delay ran out while it answered: raised out of the app, so that
+    the server cuts the client's connection (an expected end, logged as such)."""
+
+
+@dataclass
+class Draining:
+    """A deregistered target with requests in flight, until `deadline` (event loop time)."""
+
+    group: str  # the target group's name
+    deadline: float
+
+
 class DataPlane:
     """The ASGI app; `listeners` maps each local port to the listener port it serves."""
 
@@ -167,18 +195,23 @@ class DataPlane:
         admin_port: int,
         access_log: Path | None = None,
         poll_interval: float = 0.5,
-        health_time_scale: float = 0.1,
+        time_scale: float = 0.1,
     ) -> None:
         self.listeners = dict(listeners)
         self.admin_port = admin_port
         self.poll_interval = poll_interval
+        #: health-check times and deregistration delays are the target groups' times this
+        self.time_scale = time_scale
         self.snapshot = Snapshot()
         self.polled = False
-        self.checker = HealthChecker(health_time_scale)
-        self.inflight: Counter[Target] = Counter()
+        self.checker = HealthChecker(time_scale)
+        #: the requests on each (target group ARN, target), as the deadlines that can drop them
+        self.inflight: dict[tuple[str, Target], set[asyncio.Timeout]] = {}
+        self.draining: dict[tuple[str, Target], Draining] = {}
         self._aws_endpoint = aws_endpoint
         self._access_log = AccessLog(access_log)
         self._round_robin: dict[str, itertools.count[int]] = {}
+        self._weights = WeightedRoundRobin()
         self._client: httpx.AsyncClient | None = None
         self._poller: asyncio.Task[None] | None = None
 
@@ -224,12 +257,34 @@ class DataPlane:
         elb = aws_client(self._aws_endpoint, "elbv2")
         while True:
             try:
-                self.snapshot = await asyncio.to_thread(read_snapshot, elb)
-                self.polled = True
-                self.checker.update(self.snapshot.target_groups)
+                snapshot = await asyncio.to_thread(read_snapshot, elb)
             except Exception:  # the emulator may be restarting: keep the last snapshot
                 log.exception("reading the emulator's load balancers failed")
+            else:
+                self._drain(self.snapshot, snapshot)
+                self.snapshot, self.polled = snapshot, True
+                self.checker.update(snapshot.target_groups)
             await asyncio.sleep(self.poll_interval)
+
+    def _drain(self, old: Snapshot, new: Snapshot) -> None:
+        """Start draining the targets with requests in flight that `new` no longer registers, for their
+        group's deregistration delay (scaled); a target registered again stops draining."""
+        registered = {(arn, t) for arn, group in new.target_groups.items() for t in group.targets}
+        now = asyncio.get_running_loop().time()
+        for arn, group in old.target_groups.items():
+            for target in group.targets:
+                key = (arn, target)
+                if key in registered or key not in self.inflight or key in self.draining:
+                    continue
+                draining = Draining(group.name, now + group.deregistration_delay * self.time_scale)
+                self.draining[key] = draining
+                log.info("target %s of %s draining for %.1f s", target, group.name, draining.deadline - now)
+                for deadline in self.inflight[key]:
+                    deadline.reschedule(draining.deadline)
+        for key in registered & self.draining.keys():
+            del self.draining[key]
+            for deadline in self.inflight.get(key, ()):
+                deadline.reschedule(None)
 
     # -- admin
 
@@ -238,23 +293,36 @@ class DataPlane:
             await _respond(send, 200 if self.polled else 503, b"ok\n" if self.polled else b"starting\n")
             return
         if scope.get("path") == "/targets":
-            registered = {t for g in self.snapshot.target_groups.values() for t in g.targets}
             groups = {
                 group.name: [
-                    {
-                        "target": str(target),
-                        "state": (self.checker.health.get((arn, target)) or TargetHealth()).state,
-                        "inflight": self.inflight[target],
-                    }
+                    self._target_entry(arn, target, self.checker.health.get((arn, target)) or TargetHealth())
                     for target in group.targets
                 ]
                 for arn, group in self.snapshot.target_groups.items()
             }
-            draining = [str(t) for t, n in self.inflight.items() if n and t not in registered]
+            now = asyncio.get_running_loop().time()
+            draining = [
+                {
+                    "target_group": d.group,
+                    "target": str(key[1]),
+                    "inflight": len(self.inflight.get(key, ())),
+                    "seconds_left": round(max(0.0, d.deadline - now), 3),
+                }
+                for key, d in self.draining.items()
+            ]
             body = json.dumps({"target_groups": groups, "draining": draining}).encode()
             await _respond(send, 200, body, "application/json")
             return
         await _respond(send, 404, b"not found\n")
+
+    def _target_entry(self, arn: str, target: Target, health: TargetHealth) -> dict[str, Any]:
+        return {
+            "target": str(target),
+            "state": health.state,
+            "reason": health.reason,
+            "description": health.description,
+            "inflight": len(self.inflight.get((arn, target), ())),
+        }
 
     # -- proxying
 
@@ -330,19 +398,7 @@ class DataPlane:
         await send({"type": "http.response.body", "body": b""})
 
     def _pick_group(self, rule: Rule) -> str | None:
-        weighted = [(arn, w) for action in rule.actions[:1] for arn, w in forward_groups(action) if w > 0]
-        if not weighted:
-            return None
-        if len(weighted) == 1:
-            return weighted[0][0]
-        turn = next(self._round_robin.setdefault(repr(weighted), itertools.count())) % sum(
-            w for _, w in weighted
-        )
-        for arn, weight in weighted:
-            if turn < weight:
-                return arn
-            turn -= weight
-        return weighted[-1][0]
+        return self._weights.pick([g for action in rule.actions[:1] for g in forward_groups(action)])
 
     def _pick_target(self, group_arn: str, exclude: set[Target]) -> Target | None:
         group = self.snapshot.target_groups.get(group_arn)
@@ -390,7 +446,9 @@ class DataPlane:
                 body if complete else _stream_body(body, receive, exchange)
             )
             try:
-                await self._send_upstream(scope, send, exchange, target, upstream_headers, content)
+                await self._send_upstream(
+                    scope, send, exchange, (group_arn, target), upstream_headers, content
+                )
                 return
             except _UpstreamRefused:
                 self.checker.report_refused(group_arn, target)
@@ -407,6 +465,38 @@ class DataPlane:
         scope: Scope,
         send: Send,
         exchange: Exchange,
+        key: tuple[str, Target],
+        headers: list[tuple[str, str]],
+        content: bytes | AsyncIterator[bytes],
+    ) -> None:
+        """The request on target `key[1]` of group `key[0]`, in flight there until it ends or the
+        target's deregistration delay runs out."""
+        draining = self.draining.get(key)
+        try:
+            async with asyncio.timeout_at(None if draining is None else draining.deadline) as deadline:
+                self.inflight.setdefault(key, set()).add(deadline)
+                try:
+                    await self._exchange(scope, send, exchange, key[1], headers, content)
+                finally:
+                    self.inflight[key].discard(deadline)
+                    if not self.inflight[key]:  # nothing left to drain: deregistration is complete
+                        del self.inflight[key]
+                        self.draining.pop(key, None)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            log.info("deregistration delay of %s ran out with a request on it: dropped", key[1])
+            if not exchange.responding:
+                await self._error(send, exchange, 502, "TargetResponseError")
+                return
+            exchange.error = "TargetResponseError"
+            raise ConnectionCut(f"target {key[1]} deregistered") from None
+
+    async def _exchange(
+        self,
+        scope: Scope,
+        send: Send,
+        exchange: Exchange,
         target: Target,
         headers: list[tuple[str, str]],
         content: bytes | AsyncIterator[bytes],
@@ -418,52 +508,47 @@ class DataPlane:
             f"?{query.decode('latin-1')}" if query else ""
         )
         exchange.target_started = time.monotonic()
-        self.inflight[target] += 1
+        request = self._client.build_request(scope["method"], url, headers=headers, content=content)
         try:
-            request = self._client.build_request(scope["method"], url, headers=headers, content=content)
-            try:
-                response = await self._client.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-                raise _UpstreamRefused(str(err)) from err
-            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as err:
-                # the target went away with the request on it, before answering (e.g. killed)
-                if not isinstance(content, bytes):  # a streamed body cannot be sent again
-                    await self._error(send, exchange, 502, "TargetResponseError")
-                    return
-                raise _UpstreamRefused(str(err)) from err
-            except httpx.TimeoutException:
-                await self._error(send, exchange, 504, "TargetTimeout")
-                return
-            except httpx.HTTPError:
+            response = await self._client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+            raise _UpstreamRefused(str(err)) from err
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as err:
+            # the target went away with the request on it, before answering (e.g. killed)
+            if not isinstance(content, bytes):  # a streamed body cannot be sent again
                 await self._error(send, exchange, 502, "TargetResponseError")
                 return
-            exchange.target_answered = time.monotonic()
-            exchange.status = response.status_code
-            exchange.target_status = str(response.status_code)
+            raise _UpstreamRefused(str(err)) from err
+        except httpx.TimeoutException:
+            await self._error(send, exchange, 504, "TargetTimeout")
+            return
+        except httpx.HTTPError:
+            await self._error(send, exchange, 502, "TargetResponseError")
+            return
+        exchange.target_answered = time.monotonic()
+        exchange.status = response.status_code
+        exchange.target_status = str(response.status_code)
+        try:
+            out_headers = [
+                (k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in response.headers.multi_items()
+                if k.lower() not in HOP_BY_HOP
+            ]
+            exchange.responding = True
+            await send(
+                {"type": "http.response.start", "status": response.status_code, "headers": out_headers}
+            )
             try:
-                out_headers = [
-                    (k.encode("latin-1"), v.encode("latin-1"))
-                    for k, v in response.headers.multi_items()
-                    if k.lower() not in HOP_BY_HOP
-                ]
-                await send(
-                    {"type": "http.response.start", "status": response.status_code, "headers": out_headers}
-                )
-                try:
-                    async for chunk in response.aiter_raw():
-                        exchange.sent += len(chunk)
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                except httpx.HTTPError as err:  # the target failed mid-response: cut the client off too
-                    exchange.error = "TargetResponseError"
-                    log.info("target %s failed while answering: %s", target, err)
-                    raise
-                await send({"type": "http.response.body", "body": b""})
-            finally:
-                await response.aclose()
+                async for chunk in response.aiter_raw():
+                    exchange.sent += len(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError as err:  # the target failed mid-response: cut the client off too
+                exchange.error = "TargetResponseError"
+                log.info("target %s failed while answering: %s", target, err)
+                raise
+            await send({"type": "http.response.body", "body": b""})
         finally:
-            self.inflight[target] -= 1
-            if not self.inflight[target]:
-                del self.inflight[target]
+            await response.aclose()
 
     async def _error(self, send: Send, exchange: Exchange, status: int, reason: str) -> None:
         exchange.status, exchange.error = status, reason

@@ -4,10 +4,12 @@ the controller.
 Everything this writes is tagged `elbv2.k8s.aws/cluster` and `ingress.k8s.aws/stack`, and found again
 by those tags, so a restarted controller picks up where it left off and a stack no Ingress declares is
 removed. Each step reads first and writes only a difference, so a pass over unchanged state makes no
-write call. Subnets, when no annotation names them, are discovered as the AWS Load Balancer Controller
-does: those tagged `kubernetes.io/role/elb` (internet-facing) or `kubernetes.io/role/internal-elb`
-(internal), preferring the ones also tagged for the cluster; else the subnets of the default (or first)
-VPC; one per availability zone.
+write call: target groups (health checks, the attributes the annotations name, targets), listeners and
+their rules (actions in ELBv2's shape, a forward's weighted `ForwardConfig` included). Subnets, when no
+annotation names them, are discovered as the AWS Load Balancer Controller does: those tagged
+`kubernetes.io/role/elb` (internet-facing) or `kubernetes.io/role/internal-elb` (internal), preferring
+the ones also tagged for the cluster; else the subnets of the default (or first) VPC; one per
+availability zone.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from botocore.config import Config
 
 from sim.alb.model import (
     CLUSTER_TAG,
-    NOT_FOUND,
     RESOURCE_TAG,
     STACK_TAG,
     Backend,
@@ -65,14 +66,6 @@ def _pages(elb: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, 
     return items
 
 
-def _forward(arn: str) -> list[dict[str, Any]]:
-    return [{"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": arn, "Weight": 1}]}}]
-
-
-def _fixed_404() -> list[dict[str, Any]]:
-    return [{"Type": "fixed-response", "FixedResponseConfig": dict(NOT_FOUND)}]
-
-
 def _action_key(actions: Iterable[Mapping[str, Any]]) -> tuple[Any, ...]:
     """Actions compared by what they do (moto fills in defaults the request left out)."""
     out: list[Any] = []
@@ -82,11 +75,9 @@ def _action_key(actions: Iterable[Mapping[str, Any]]) -> tuple[Any, ...]:
                 {"TargetGroupArn": action.get("TargetGroupArn"), "Weight": 1}
             ]
             out.append(("forward", tuple(sorted((g["TargetGroupArn"], g.get("Weight", 1)) for g in groups))))
-        elif action["Type"] == "fixed-response":
-            config = action.get("FixedResponseConfig") or {}
-            out.append(("fixed", tuple(sorted((k, str(v)) for k, v in config.items()))))
         else:
-            out.append((action["Type"],))
+            config = action.get("FixedResponseConfig") or action.get("RedirectConfig") or {}
+            out.append((action["Type"], tuple(sorted((k, str(v)) for k, v in config.items()))))
     return tuple(out)
 
 
@@ -231,8 +222,20 @@ class ElbV2State:
             elif any(group.get(k) != v for k, v in settings.items()):
                 self.elb.modify_target_group(TargetGroupArn=group["TargetGroupArn"], **settings)
             arns[want.backend] = group["TargetGroupArn"]
+            self._sync_attributes(group["TargetGroupArn"], want)
             self._sync_targets(group["TargetGroupArn"], want)
         return arns
+
+    def _sync_attributes(self, arn: str, want: TargetGroupSpec) -> None:
+        """Set the attributes the annotation names; as upstream, the others are left as they are."""
+        if not want.attributes:
+            return
+        found = self.elb.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+        current = {item["Key"]: str(item["Value"]) for item in found}
+        changed = [{"Key": k, "Value": v} for k, v in want.attributes if current.get(k) != v]
+        if changed:
+            self.elb.modify_target_group_attributes(TargetGroupArn=arn, Attributes=changed)
+            log.info("set %s on %s", changed, want.name)
 
     def _sync_targets(self, arn: str, want: TargetGroupSpec) -> None:
         health = self.elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
@@ -254,7 +257,7 @@ class ElbV2State:
             for item in _pages(self.elb, "describe_listeners", "Listeners", LoadBalancerArn=lb_arn)
         }
         for want in listeners:
-            default = _forward(arns[want.default]) if want.default is not None else _fixed_404()
+            default = [want.default.api(arns)]
             listener = existing.pop(want.port, None)
             if listener is None:
                 listener = self.elb.create_listener(
@@ -270,7 +273,7 @@ class ElbV2State:
         rules = _pages(self.elb, "describe_rules", "Rules", ListenerArn=listener_arn)
         current = {int(r["Priority"]): r for r in rules if not r.get("IsDefault")}
         for rule in want.rules:
-            conditions, actions = rule.api_conditions(), _forward(arns[rule.backend])
+            conditions, actions = rule.api_conditions(), [rule.action.api(arns)]
             have = current.pop(rule.priority, None)
             if have is None:
                 self.elb.create_rule(

@@ -2,9 +2,10 @@
 
 One task per (target group, target): an HTTP GET of the group's health-check path every interval; the
 target turns healthy after `healthy_threshold` consecutive successes (a new target after its first one)
-and unhealthy after `unhealthy_threshold` consecutive failures. Times are the group's settings scaled by
-`time_scale` (an emulator need not wait 30 s), never below `min_interval`. A refused connection seen by
-the proxy marks its target unhealthy at once, until checks pass again.
+and unhealthy after `unhealthy_threshold` consecutive failures, with ELBv2's reason codes and
+descriptions. Times are the group's settings scaled by `time_scale` (the data plane's `--time-scale`: a
+local cloud need not wait 15 s for a check; AWS's own times with 1), never below `min_interval`. A
+refused connection seen by the proxy marks its target unhealthy at once, until checks pass again.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class TargetHealth:
     state: str = "initial"  # initial, healthy, unhealthy
-    reason: str = "Elb.RegistrationInProgress"
+    reason: str = "Elb.RegistrationInProgress"  # ELBv2's reason code; "" when healthy
+    description: str = "Target registration is in progress"
     successes: int = 0
     failures: int = 0
 
@@ -65,6 +67,7 @@ class HealthChecker:
         found = self.health.get((group_arn, target))
         if found is not None:
             found.state, found.reason, found.successes = "unhealthy", "Target.FailedHealthChecks", 0
+            found.description = "Health checks failed"
 
     async def close(self) -> None:
         for _, task in self._tasks.values():
@@ -85,24 +88,27 @@ class HealthChecker:
             try:
                 response = await self._client.get(url, timeout=timeout)
                 ok, reason = settings.success(response.status_code), "Target.ResponseCodeMismatch"
+                description = f"Health checks failed with these codes: [{response.status_code}]"
             except httpx.TimeoutException:
-                ok, reason = False, "Target.Timeout"
+                ok, reason, description = False, "Target.Timeout", "Request timed out"
             except httpx.HTTPError:
-                ok, reason = False, "Target.FailedHealthChecks"
-            self._record(key, settings, ok, reason)
+                ok, reason, description = False, "Target.FailedHealthChecks", "Health checks failed"
+            self._record(key, settings, ok, reason, description)
             await asyncio.sleep(interval)
 
-    def _record(self, key: tuple[str, Target], settings: HealthSettings, ok: bool, reason: str) -> None:
+    def _record(
+        self, key: tuple[str, Target], settings: HealthSettings, ok: bool, reason: str, description: str
+    ) -> None:
         health = self.health.setdefault(key, TargetHealth())
         if ok:
             health.successes, health.failures = health.successes + 1, 0
             if health.state == "initial" or health.successes >= settings.healthy_threshold:
                 if not health.healthy:
                     log.info("target %s of %s is healthy", key[1], key[0])
-                health.state, health.reason = "healthy", ""
+                health.state, health.reason, health.description = "healthy", "", ""
         else:
             health.failures, health.successes = health.failures + 1, 0
             if health.state == "initial" or health.failures >= settings.unhealthy_threshold:
                 if health.healthy:
                     log.info("target %s of %s is unhealthy: %s", key[1], key[0], reason)
-                health.state, health.reason = "unhealthy", reason
+                health.state, health.reason, health.description = "unhealthy", reason, description

@@ -6,10 +6,22 @@ Honoured annotations (prefix `alb.ingress.kubernetes.io/`): `scheme`, `target-ty
 is warned about and treated as `ip`), `group.name`, `group.order`, `listen-ports` (HTTP only),
 `subnets`, `security-groups`, `healthcheck-path`, `healthcheck-interval-seconds`,
 `healthcheck-timeout-seconds`, `healthy-threshold-count`, `unhealthy-threshold-count`, `success-codes`
-(the health-check ones also on the backend Service, which wins). Ingresses of one group share one load
-balancer; their rules are merged by `group.order`, then namespace/name, each Ingress's paths in spec
-order. A target is a ready endpoint of the backend Service's EndpointSlices whose pod is Ready and not
-being deleted (so a target goes as soon as its pod is marked for deletion, before the pod stops).
+(AWS's ranges; the LBC's defaults otherwise: interval 15 s, timeout 5 s, thresholds 2, code 200) and
+`target-group-attributes` (`key=value,...`, ELBv2's target group attribute keys) (the health-check and
+attribute ones also on the backend Service, which wins), and `actions.<name>`: a backend whose port is
+`use-annotation` takes the action named by its service name: `forward` (to `targetGroupARN`, or to
+`forwardConfig.targetGroups`, each a `serviceName`/`servicePort` or a `targetGroupARN`, with a `weight`),
+`fixed-response` (`fixedResponseConfig`) or `redirect` (`redirectConfig`). Ingresses of one group share
+one load balancer; their rules are merged by `group.order`, then namespace/name, each Ingress's paths in
+spec order. An Ingress whose annotations are refused holds back its whole group: what exists of it is
+left as it is (the last good state, as upstream).
+
+A target is an endpoint of the backend Service's EndpointSlices that is ready and whose pod is Ready and
+not being deleted (so a target goes as soon as its pod is marked for deletion, before the pod stops) or,
+as upstream registers them, whose pod lacks only this target group's readiness gate (its containers are
+ready): a gated pod turns Ready once its target is healthy, so it must be a target before that. A target
+group is named from the cluster, the stack, the Service port and its `targetPort` as declared, so the
+name (and the readiness gate named after it) is known before any pod runs.
 """
 
 from __future__ import annotations
@@ -30,8 +42,47 @@ CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 STACK_TAG = "ingress.k8s.aws/stack"
 RESOURCE_TAG = "ingress.k8s.aws/resource"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+#: a pod's readiness gate for its target in a target group: this prefix and the target group's name
+READINESS_GATE_PREFIX = "target-health.elbv2.k8s.aws/"
+USE_ANNOTATION = "use-annotation"
 DEFAULT_LISTEN_PORTS = (("HTTP", 80),)
 NOT_FOUND = {"StatusCode": "404", "ContentType": "text/plain", "MessageBody": "Not Found"}
+#: ELBv2's target group attributes of an ALB's IP target group
+TARGET_GROUP_ATTRIBUTES = frozenset(
+    {
+        "deregistration_delay.timeout_seconds",
+        "stickiness.enabled",
+        "stickiness.type",
+        "stickiness.lb_cookie.duration_seconds",
+        "stickiness.app_cookie.cookie_name",
+        "stickiness.app_cookie.duration_seconds",
+        "load_balancing.algorithm.type",
+        "load_balancing.algorithm.anomaly_mitigation",
+        "load_balancing.cross_zone.enabled",
+        "slow_start.duration_seconds",
+        "target_group_health.dns_failover.minimum_healthy_targets.count",
+        "target_group_health.dns_failover.minimum_healthy_targets.percentage",
+        "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
+        "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+    }
+)
+#: attributes the local data plane implements only at their default: another value is refused, not ignored
+UNSUPPORTED_ATTRIBUTES = {
+    "stickiness.enabled": "false",
+    "load_balancing.algorithm.type": "round_robin",
+    "slow_start.duration_seconds": "0",
+}
+#: the keys of an action annotation's `fixedResponseConfig` and `redirectConfig`, and ELBv2's
+FIXED_RESPONSE_FIELDS = {
+    "statusCode": "StatusCode",
+    "contentType": "ContentType",
+    "messageBody": "MessageBody",
+}
+REDIRECT_FIELDS = {
+    **{key: key.capitalize() for key in ("protocol", "host", "port", "path", "query")},
+    "statusCode": "StatusCode",
+}
+SUCCESS_CODES = re.compile(r"\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*")
 
 Obj = Mapping[str, Any]
 
@@ -54,6 +105,40 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class ActionSpec:
+    """A listener rule's action: `forward` to weighted target groups, each a Service port (a target group
+    of this stack) or a target group ARN given outright; or `fixed-response` or `redirect`, whose ELBv2
+    config (`FixedResponseConfig`, `RedirectConfig`) is `config`."""
+
+    type: str
+    groups: tuple[tuple[Backend | str, int], ...] = ()
+    config: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def backends(self) -> tuple[Backend, ...]:
+        return tuple(target for target, _ in self.groups if isinstance(target, Backend))
+
+    def api(self, arns: Mapping[Backend, str]) -> dict[str, Any]:
+        """The action in ELBv2's shape, with the stack's target groups' ARNs."""
+        if self.type == "forward":
+            groups = [
+                {"TargetGroupArn": arns[target] if isinstance(target, Backend) else target, "Weight": weight}
+                for target, weight in self.groups
+            ]
+            config = {"TargetGroups": groups, "TargetGroupStickinessConfig": {"Enabled": False}}
+            return {"Type": "forward", "ForwardConfig": config}
+        key = "FixedResponseConfig" if self.type == "fixed-response" else "RedirectConfig"
+        return {"Type": self.type, key: dict(self.config)}
+
+
+def forward(backend: Backend) -> ActionSpec:
+    return ActionSpec("forward", ((backend, 1),))
+
+
+NOT_FOUND_ACTION = ActionSpec("fixed-response", config=tuple(NOT_FOUND.items()))
+
+
+@dataclass(frozen=True)
 class HealthCheck:
     path: str = "/"
     interval_seconds: int = 15
@@ -70,15 +155,21 @@ class TargetGroupSpec:
     port: int  # the pods' port (target type ip)
     health: HealthCheck
     targets: frozenset[tuple[str, int]]  # (pod IP, port)
+    attributes: tuple[tuple[str, str], ...] = ()  # from `target-group-attributes`, sorted by key
+
+    @property
+    def readiness_gate(self) -> str:
+        """The condition type of a pod's readiness gate for its target here."""
+        return READINESS_GATE_PREFIX + self.name
 
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """One listener rule: ELBv2 conditions (API shape) forwarding to `backend`."""
+    """One listener rule: ELBv2 conditions (API shape) and what it does."""
 
     priority: int
     conditions: tuple[tuple[str, tuple[str, ...]], ...]  # (field, values): host-header, path-pattern
-    backend: Backend
+    action: ActionSpec
 
     def api_conditions(self) -> list[dict[str, Any]]:
         keys = {"host-header": "HostHeaderConfig", "path-pattern": "PathPatternConfig"}
@@ -90,7 +181,7 @@ class ListenerSpec:
     protocol: str
     port: int
     rules: tuple[RuleSpec, ...]
-    default: Backend | None  # None: a 404 fixed response
+    default: ActionSpec  # the default backend's, else a 404 fixed response
 
 
 @dataclass(frozen=True)
@@ -117,11 +208,12 @@ class Plan:
     load_balancers: list[LoadBalancerSpec] = field(default_factory=list)
     leaving: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     warnings: list[tuple[str, str, str, str]] = field(default_factory=list)
-    #: stacks with an Ingress whose annotations were refused: what exists of them is left as it is
+    #: stacks with an Ingress whose annotations were refused: what exists of them is left as it is, and
+    #: their leaving Ingresses keep their finalizer until the stack can be synced
     refused: set[str] = field(default_factory=set)
 
     def deleted_stacks(self) -> set[str]:
-        return set(self.leaving) - {lb.stack for lb in self.load_balancers}
+        return set(self.leaving) - {lb.stack for lb in self.load_balancers} - self.refused
 
 
 def annotation(ingress: Obj, name: str) -> str | None:
@@ -195,13 +287,24 @@ def _id_list(raw: str | None) -> tuple[str, ...] | None:
     return items or None
 
 
+def _number(raw: str, key: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError as err:
+        raise AnnotationError(f"{key} {raw!r} is not an integer") from err
+    if not low <= value <= high:
+        raise AnnotationError(f"{key} {value} is outside [{low}, {high}]")
+    return value
+
+
 def health_check(*sources: Obj) -> HealthCheck:
-    """The health check from the annotations of `sources` (later ones win: Ingress, then Service)."""
-    numbers = {
-        "healthcheck-interval-seconds": "interval_seconds",
-        "healthcheck-timeout-seconds": "timeout_seconds",
-        "healthy-threshold-count": "healthy_threshold",
-        "unhealthy-threshold-count": "unhealthy_threshold",
+    """The health check from the annotations of `sources` (later ones win: Ingress, then Service), in
+    ELBv2's ranges."""
+    numbers = {  # annotation: (field, ELBv2's range)
+        "healthcheck-interval-seconds": ("interval_seconds", 5, 300),
+        "healthcheck-timeout-seconds": ("timeout_seconds", 2, 120),
+        "healthy-threshold-count": ("healthy_threshold", 2, 10),
+        "unhealthy-threshold-count": ("unhealthy_threshold", 2, 10),
     }
     values: dict[str, Any] = {}
     for source in sources:
@@ -210,19 +313,125 @@ def health_check(*sources: Obj) -> HealthCheck:
                 raise AnnotationError(f"healthcheck-path {path!r} does not start with /")
             values["path"] = path
         if (codes := annotation(source, "success-codes")) is not None:
+            if not SUCCESS_CODES.fullmatch(codes) or not all(
+                200 <= int(code) <= 499 for code in re.findall(r"\d{3}", codes)
+            ):
+                raise AnnotationError(
+                    f"success-codes {codes!r} is not like 200, 200,302 or 200-299 (200-499)"
+                )
             values["success_codes"] = codes
-        for key, attr in numbers.items():
+        for key, (attr, low, high) in numbers.items():
             if (raw := annotation(source, key)) is not None:
-                try:
-                    values[attr] = int(raw)
-                except ValueError as err:
-                    raise AnnotationError(f"{key} {raw!r} is not an integer") from err
+                values[attr] = _number(raw, key, low, high)
     interval = values.get("interval_seconds", HealthCheck.interval_seconds)
     if "timeout_seconds" not in values:  # ELBv2 wants the timeout below the interval
         values["timeout_seconds"] = max(2, min(HealthCheck.timeout_seconds, interval - 1))
     if values["timeout_seconds"] >= interval:
         raise AnnotationError(f"healthcheck-timeout-seconds must be below the interval ({interval} s)")
     return HealthCheck(**values)
+
+
+def target_group_attributes(*sources: Obj) -> tuple[tuple[str, str], ...]:
+    """`target-group-attributes` (`key=value,...`) of the last of `sources` (Ingress, then Service) that
+    has it, as sorted pairs; keys ELBv2 knows, values the local ALB implements."""
+    raw = next(
+        (v for s in reversed(sources) if (v := annotation(s, "target-group-attributes")) is not None), None
+    )
+    pairs: dict[str, str] = {}
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key:
+            raise AnnotationError(f"target-group-attributes: {item.strip()!r} is not key=value")
+        if key not in TARGET_GROUP_ATTRIBUTES:
+            raise AnnotationError(f"target-group-attributes: {key} is not a target group attribute")
+        if key in UNSUPPORTED_ATTRIBUTES and value.lower() != UNSUPPORTED_ATTRIBUTES[key]:
+            raise AnnotationError(f"target-group-attributes: {key}={value} is not supported by the local ALB")
+        pairs[key] = value
+    if "deregistration_delay.timeout_seconds" in pairs:
+        delay = pairs["deregistration_delay.timeout_seconds"]
+        _number(delay, "target-group-attributes: deregistration_delay.timeout_seconds", 0, 3600)
+    return tuple(sorted(pairs.items()))
+
+
+def _service_port_ref(value: Any) -> int | str:
+    """A `servicePort` as the LBC reads it: a number, or a name (a numeric string is a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        raise ValueError(f"servicePort {value!r} is neither a port number nor a name")
+    return int(value) if isinstance(value, int) or value.isdigit() else value
+
+
+def _weight(value: Any) -> int:
+    weight = 1 if value is None else value
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 999:
+        raise ValueError(f"weight {value!r} is not an integer in [0, 999]")
+    return weight
+
+
+def _forward_action(namespace: str, spec: Mapping[str, Any]) -> ActionSpec:
+    config = spec.get("forwardConfig")
+    if config is None:
+        arn = spec.get("targetGroupARN")
+        if not isinstance(arn, str) or not arn:
+            raise ValueError("a forward action needs forwardConfig or targetGroupARN")
+        return ActionSpec("forward", ((arn, 1),))
+    if not isinstance(config, Mapping) or not isinstance(config.get("targetGroups"), list):
+        raise ValueError("forwardConfig needs a targetGroups list")
+    stickiness = config.get("targetGroupStickinessConfig") or {}
+    if not isinstance(stickiness, Mapping) or stickiness.get("enabled"):
+        raise ValueError("targetGroupStickinessConfig: stickiness is not supported by the local ALB")
+    groups: list[tuple[Backend | str, int]] = []
+    for item in config["targetGroups"]:
+        if not isinstance(item, Mapping):
+            raise ValueError(f"targetGroups entry {item!r} is not an object")
+        target: Backend | str
+        if item.get("targetGroupARN"):
+            target = str(item["targetGroupARN"])
+        elif item.get("serviceName"):
+            target = Backend(namespace, str(item["serviceName"]), _service_port_ref(item.get("servicePort")))
+        else:
+            raise ValueError(f"targetGroups entry {dict(item)} names neither serviceName nor targetGroupARN")
+        if any(target == other for other, _ in groups):
+            raise ValueError(f"targetGroups names {target} twice")
+        groups.append((target, _weight(item.get("weight"))))
+    if not groups:
+        raise ValueError("forwardConfig.targetGroups is empty")
+    return ActionSpec("forward", tuple(groups))
+
+
+def _configured_action(kind: str, config: Any, fields: Mapping[str, str]) -> ActionSpec:
+    """A fixed-response or redirect action: `fields` maps the annotation's keys to ELBv2's."""
+    if not isinstance(config, Mapping) or not config.get("statusCode"):
+        raise ValueError(f"a {kind} action needs a config with a statusCode")
+    pairs = [(api, str(config[key])) for key, api in fields.items() if config.get(key) is not None]
+    return ActionSpec(kind, config=tuple(pairs))
+
+
+def actions(ingress: Obj) -> dict[str, ActionSpec]:
+    """The Ingress's `actions.<name>` annotations by name."""
+    namespace = ingress["metadata"].get("namespace", "")
+    found: dict[str, ActionSpec] = {}
+    for key, raw in ((ingress.get("metadata") or {}).get("annotations") or {}).items():
+        if not key.startswith(PREFIX + "actions."):
+            continue
+        name = key.removeprefix(PREFIX + "actions.")
+        try:
+            spec = json.loads(raw)
+            if not isinstance(spec, Mapping):
+                raise ValueError("not a JSON object")
+            kind = spec.get("type")
+            if kind == "forward":
+                found[name] = _forward_action(namespace, spec)
+            elif kind == "fixed-response":
+                found[name] = _configured_action(kind, spec.get("fixedResponseConfig"), FIXED_RESPONSE_FIELDS)
+            elif kind == "redirect":
+                found[name] = _configured_action(kind, spec.get("redirectConfig"), REDIRECT_FIELDS)
+            else:
+                raise ValueError(f"type {kind!r} is none of forward, fixed-response, redirect")
+        except ValueError as err:  # json.JSONDecodeError is one
+            raise AnnotationError(f"{key}: {err}") from err
+    return found
 
 
 def path_patterns(path: str | None, path_type: str) -> tuple[str, ...]:
@@ -254,8 +463,10 @@ def load_balancer_name(cluster: str, stack: str, scheme_value: str) -> str:
     return f"k8s-{_short(stack, 17)}-{digest}"
 
 
-def target_group_name(cluster: str, stack: str, backend: Backend, port: int) -> str:
-    digest = _digest(cluster, stack, backend.resource, port, "HTTP", "ip")
+def target_group_name(cluster: str, stack: str, backend: Backend, target_port: int | str) -> str:
+    """As the LBC names them, from what the Ingress and Service declare (`target_port`: the Service
+    port's `targetPort`), never from running pods."""
+    digest = _digest(cluster, stack, backend.resource, target_port, "HTTP", "ip")
     return f"k8s-{_short(backend.namespace, 8)}-{_short(backend.service, 8)}-{digest}"
 
 
@@ -266,18 +477,32 @@ def _service_port(service: Obj, port: int | str) -> Obj | None:
     return None
 
 
-def _ready(pod: Obj | None) -> bool:
+def _condition(pod: Obj, kind: str) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+
+def _eligible(pod: Obj | None, endpoint_ready: bool, gate: str | None) -> bool:
+    """Whether an endpoint's pod may be a target: Ready (and the endpoint with it), or lacking only
+    readiness gate `gate` (its containers ready); never while being deleted."""
     if pod is None or pod["metadata"].get("deletionTimestamp"):
         return False
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    if _condition(pod, "Ready"):
+        return endpoint_ready
+    gates = {g.get("conditionType") for g in (pod.get("spec") or {}).get("readinessGates") or []}
+    return gate in gates and _condition(pod, "ContainersReady")
 
 
 def targets(
-    backend: Backend, service: Obj, slices: Sequence[Obj], pods: Mapping[tuple[str, str], Obj]
+    backend: Backend,
+    service: Obj,
+    slices: Sequence[Obj],
+    pods: Mapping[tuple[str, str], Obj],
+    gate: str | None = None,
 ) -> tuple[int, frozenset[tuple[str, int]]]:
-    """The target group's port and its targets: the ready endpoints (pod IP, pod port) of the Service
-    port, as its EndpointSlices list them, whose pods are Ready and not terminating."""
+    """The target group's port and its targets (pod IP, pod port): the endpoints of the Service port, as
+    its EndpointSlices list them, that are ready with a Ready pod, or whose pod lacks only readiness gate
+    `gate`; never a terminating one."""
     service_port = _service_port(service, backend.port) or {}
     target_port = service_port.get("targetPort", service_port.get("port", 0))
     fallback = int(target_port) if str(target_port).isdigit() else int(service_port.get("port", 0))
@@ -299,10 +524,13 @@ def targets(
         ports_seen.append(int(number))
         for endpoint in slice_obj.get("endpoints") or []:
             conditions = endpoint.get("conditions") or {}
-            if not conditions.get("ready") or conditions.get("terminating"):
+            if conditions.get("terminating"):
                 continue
             ref = endpoint.get("targetRef") or {}
-            if ref.get("kind") == "Pod" and not _ready(pods.get((backend.namespace, ref.get("name", "")))):
+            ready = bool(conditions.get("ready"))
+            if ref.get("kind") == "Pod":
+                ready = _eligible(pods.get((backend.namespace, ref.get("name", ""))), ready, gate)
+            if not ready:
                 continue
             for address in endpoint.get("addresses") or []:
                 found.add((str(address), int(number)))
@@ -324,6 +552,26 @@ class _Member:
     ingress: Obj
     order: int
     ports: tuple[tuple[str, int], ...]
+    actions: dict[str, ActionSpec]
+
+
+def _validated(ingress: Obj) -> _Member:
+    """The Ingress as a member of its group, once every annotation it uses is valid."""
+    member = _Member(ingress, group_order(ingress), listen_ports(ingress), actions(ingress))
+    scheme(ingress)
+    health_check(ingress)
+    target_group_attributes(ingress)
+    namespace = ingress["metadata"].get("namespace", "")
+    spec = ingress.get("spec") or {}
+    paths = [
+        p.get("backend") for r in spec.get("rules") or [] for p in (r.get("http") or {}).get("paths") or []
+    ]
+    for backend in (_backend(namespace, b) for b in [spec.get("defaultBackend"), *paths]):
+        if backend is not None and backend.port == USE_ANNOTATION and backend.service not in member.actions:
+            raise AnnotationError(
+                f"backend {backend.service} uses {PREFIX}actions.{backend.service}: not found"
+            )
+    return member
 
 
 def plan(
@@ -350,9 +598,7 @@ def plan(
             result.leaving.setdefault(stack, []).append(key)
             continue
         try:
-            member = _Member(ingress, group_order(ingress), listen_ports(ingress))
-            scheme(ingress)
-            health_check(ingress)
+            member = _validated(ingress)
         except AnnotationError as err:
             result.warnings.append((*key, "FailedBuildModel", str(err)))
             result.refused.add(stack)
@@ -362,6 +608,8 @@ def plan(
             result.warnings.append((*key, "UnsupportedTargetType", message))
         groups.setdefault(stack, []).append(member)
     for stack, members in sorted(groups.items()):
+        if stack in result.refused:
+            continue
         members.sort(key=lambda m: (m.order, *(m.ingress["metadata"][k] for k in ("namespace", "name"))))
         result.load_balancers.append(
             _load_balancer(cluster, stack, members, by_service, slices, pods_by_name, result)
@@ -382,22 +630,38 @@ def _load_balancer(
     scheme_value = scheme(first)
     target_groups: dict[Backend, TargetGroupSpec] = {}
     rules: dict[int, list[RuleSpec]] = {}
-    defaults: dict[int, Backend] = {}
+    defaults: dict[int, ActionSpec] = {}
 
     def target_group(backend: Backend, ingress: Obj) -> bool:
         if backend in target_groups:
             return True
         meta = ingress["metadata"]
         service = services.get((backend.namespace, backend.service))
-        if service is None or _service_port(service, backend.port) is None:
+        service_port = None if service is None else _service_port(service, backend.port)
+        if service is None or service_port is None:
             message = f"backend Service {backend.resource} not found"
             result.warnings.append((meta["namespace"], meta["name"], "FailedBuildModel", message))
             return False
-        port, found = targets(backend, service, slices, pods)
-        health = health_check(ingress, service)
-        name = target_group_name(cluster, stack, backend, port)
-        target_groups[backend] = TargetGroupSpec(name, backend, port, health, found)
+        try:
+            health = health_check(ingress, service)
+            attributes = target_group_attributes(ingress, service)
+        except AnnotationError as err:
+            message = f"Service {backend.namespace}/{backend.service}: {err}"
+            result.warnings.append((meta["namespace"], meta["name"], "FailedBuildModel", message))
+            return False
+        name = target_group_name(
+            cluster, stack, backend, service_port.get("targetPort", service_port.get("port", ""))
+        )
+        port, found = targets(backend, service, slices, pods, READINESS_GATE_PREFIX + name)
+        target_groups[backend] = TargetGroupSpec(name, backend, port, health, found, attributes)
         return True
+
+    def action_of(backend: Backend, member: _Member) -> ActionSpec | None:
+        """What a backend does: its action by annotation, or a forward to its Service; None when a
+        Service it names is missing."""
+        action = member.actions[backend.service] if backend.port == USE_ANNOTATION else forward(backend)
+        resolved = [target_group(b, member.ingress) for b in action.backends]
+        return action if all(resolved) else None
 
     for member in members:
         ingress = member.ingress
@@ -406,13 +670,14 @@ def _load_balancer(
         default = _backend(namespace, spec.get("defaultBackend"))
         for _, port in member.ports:
             rules.setdefault(port, [])
-            if default is not None and port not in defaults and target_group(default, ingress):
-                defaults[port] = default
+            if default is not None and port not in defaults and (action := action_of(default, member)):
+                defaults[port] = action
         for rule in spec.get("rules") or []:
             host = rule.get("host")
             for path in (rule.get("http") or {}).get("paths") or []:
                 backend = _backend(namespace, path.get("backend"))
-                if backend is None or not target_group(backend, ingress):
+                action = None if backend is None else action_of(backend, member)
+                if action is None:
                     continue
                 conditions: list[tuple[str, tuple[str, ...]]] = []
                 if host:
@@ -420,9 +685,10 @@ def _load_balancer(
                 conditions.append(("path-pattern", path_patterns(path.get("path"), path.get("pathType", ""))))
                 for _, port in member.ports:
                     priority = len(rules[port]) + 1
-                    rules[port].append(RuleSpec(priority, tuple(conditions), backend))
+                    rules[port].append(RuleSpec(priority, tuple(conditions), action))
     listeners = tuple(
-        ListenerSpec("HTTP", port, tuple(rules[port]), defaults.get(port)) for port in sorted(rules)
+        ListenerSpec("HTTP", port, tuple(rules[port]), defaults.get(port, NOT_FOUND_ACTION))
+        for port in sorted(rules)
     )
     return LoadBalancerSpec(
         stack=stack,

@@ -1,9 +1,12 @@
 """The data plane's view of the emulator's ALBs and how a request is routed by it, with no I/O.
 
-`read_snapshot` turns the ELBv2 describe calls' answers into a `Snapshot`; `route` picks, for a request
-arriving on a listener port, the load balancer, the rule (by priority, conditions `path-pattern`,
-`host-header`, `http-request-method`, `http-header`, `query-string`; the listener's default last) and
-its action. Patterns are ALB's: `*` any run of characters, `?` one; paths case-sensitive, hosts not.
+`read_snapshot` turns the ELBv2 describe calls' answers into a `Snapshot` (target groups with their
+registered targets and deregistration delay); `route` picks, for a request arriving on a listener port,
+the load balancer, the rule (by priority, conditions `path-pattern`, `host-header`,
+`http-request-method`, `http-header`, `query-string`; the listener's default last) and its action.
+Patterns are ALB's: `*` any run of characters, `?` one; paths case-sensitive, hosts not. A forward
+action's target group is picked by weight (`WeightedRoundRobin`: in proportion, interleaved, and never
+one of weight 0).
 
 Several ALBs on one listener port (they all share the data plane's local port): a request whose Host is
 an ALB's DNS name goes to that ALB; otherwise the first ALB (oldest first) with a non-default rule that
@@ -54,6 +57,7 @@ class TargetGroup:
     name: str
     health: HealthSettings
     targets: tuple[Target, ...]
+    deregistration_delay: float = 300.0  # seconds: attribute `deregistration_delay.timeout_seconds`
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,17 @@ def read_snapshot(elb: Any) -> Snapshot:
             Target(d["Target"]["Id"], int(d["Target"].get("Port") or group.get("Port") or 80))
             for d in described["TargetHealthDescriptions"]
         )
+        attributes = elb.describe_target_group_attributes(TargetGroupArn=group["TargetGroupArn"])
+        delay = next(
+            (
+                a["Value"]
+                for a in attributes["Attributes"]
+                if a["Key"] == "deregistration_delay.timeout_seconds"
+            ),
+            300,
+        )
         groups[group["TargetGroupArn"]] = TargetGroup(
-            group["TargetGroupArn"], group["TargetGroupName"], health, targets
+            group["TargetGroupArn"], group["TargetGroupName"], health, targets, float(delay)
         )
     albs.sort(key=lambda a: (a.created, a.name))
     return Snapshot(tuple(albs), groups)
@@ -217,3 +230,22 @@ def forward_groups(action: Mapping[str, Any]) -> list[tuple[str, int]]:
     if groups:
         return [(g["TargetGroupArn"], int(g.get("Weight", 1))) for g in groups]
     return [(action["TargetGroupArn"], 1)] if action.get("TargetGroupArn") else []
+
+
+class WeightedRoundRobin:
+    """Smooth weighted round robin (as nginx balances): over any run of sum-of-weights picks, each choice
+    comes up exactly its weight's times, spread out rather than in bursts; a weight of 0 never."""
+
+    def __init__(self) -> None:
+        self._current: dict[tuple[tuple[str, int], ...], dict[str, int]] = {}
+
+    def pick(self, weighted: Sequence[tuple[str, int]]) -> str | None:
+        choices = tuple((name, weight) for name, weight in weighted if weight > 0)
+        if not choices:
+            return None
+        current = self._current.setdefault(choices, dict.fromkeys((name for name, _ in choices), 0))
+        for name, weight in choices:
+            current[name] += weight
+        best = max(choices, key=lambda c: current[c[0]])[0]
+        current[best] -= sum(weight for _, weight in choices)
+        return best

@@ -44,6 +44,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="FIRST-LAST",
         help="cluster N gets 127.B.0.0/16 for the Nth free B in this range (default: %(default)s)",
     )
+    parser.add_argument(
+        "--alb-admin-url",
+        default=None,
+        help="the ALB data plane's admin URL, for the clusters' pod readiness gates",
+    )
     parser.add_argument("--log-level", default="INFO", help="log level (default: %(default)s)")
     args = parser.parse_args(argv)
     first, _, last = args.address_blocks.partition("-")
@@ -65,7 +70,14 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     args.image_store.mkdir(parents=True, exist_ok=True)
-    binding = EksBinding(args.aws_endpoint, args.state_dir, args.image_store, args.host, args.address_blocks)
+    binding = EksBinding(
+        args.aws_endpoint,
+        args.state_dir,
+        args.image_store,
+        args.host,
+        args.address_blocks,
+        alb_admin_url=args.alb_admin_url,
+    )
     config = Config()
     config.bind = [f"{args.host}:{args.port}"]
     config.accesslog = None

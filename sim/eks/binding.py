@@ -72,8 +72,10 @@ class EksBinding:
         image_store: Path,
         host: str = "127.0.0.1",
         address_blocks: Iterable[int] = ADDRESS_BLOCKS,
+        alb_admin_url: str | None = None,
     ) -> None:
         self.aws_endpoint = aws_endpoint
+        self.alb_admin_url = alb_admin_url  # the ALB data plane's, for the clusters' pod readiness gates
         self.state_dir = state_dir
         self.image_store = image_store
         self.host = host
@@ -171,6 +173,7 @@ class EksBinding:
             image_store=self.image_store,
             state_dir=self.state_dir,
             host=self.host,
+            alb_admin_url=self.alb_admin_url,
         )
         self.clusters[eks.name] = hosted  # from now on `stop_all` stops it, even if starting is cut short
         try:

@@ -54,6 +54,7 @@ class HostedCluster:
         image_store: Path,
         state_dir: Path,
         host: str = "127.0.0.1",
+        alb_admin_url: str | None = None,
     ) -> None:
         self.name = eks.name
         self.arn = eks.arn
@@ -74,6 +75,7 @@ class HostedCluster:
                 aws_endpoint=aws_endpoint,
                 cluster_name=eks.name,
                 api_url=self.url,
+                alb_admin_url=alb_admin_url,
             )
         )
         self.nodes: dict[tuple[str, int], NodeSpec] = {}

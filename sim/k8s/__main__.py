@@ -88,6 +88,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="local",
         help="the name AWS resources are tagged with (default: %(default)s)",
     )
+    parser.add_argument(
+        "--alb-admin-url",
+        default=None,
+        help="the ALB data plane's admin URL, for pod readiness gates (with --aws-endpoint)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="log level (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.node and args.image_store is None:
@@ -130,6 +135,7 @@ def serve(args: argparse.Namespace, timings: Timings) -> None:
             aws_endpoint=args.aws_endpoint,
             cluster_name=args.cluster_name,
             api_url=f"http://{args.host}:{args.port}",
+            alb_admin_url=args.alb_admin_url,
         )
         cluster = LocalCluster(config)
         if args.kubeconfig is not None:

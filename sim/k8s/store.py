@@ -140,6 +140,10 @@ class Store:
         self.floor = 0  # events after this rv are all in history
         self.watchers: list[Watcher] = []
         self.listeners: list[Callable[[Event], None]] = []
+        #: mutating admission, as upstream's webhooks: each is called with every object being created
+        #: (after defaulting, before validation) and may change it, or refuse it by raising an ApiError;
+        #: registered by whoever wires the cluster (`sim.cluster`)
+        self.admission: list[Callable[[ResourceType, Obj], None]] = []
         self.ips = ClusterIPs()
         self.data_dir = data_dir
         self.dirty = False
@@ -374,6 +378,8 @@ class Store:
         if rt.has_status and rt.kind != "Node":
             obj.pop("status", None)  # as upstream: status is written through the status subresource only
         apply_defaults(rt.kind, obj, self.ips)
+        for admit in self.admission:
+            admit(rt, obj)
         if validate is not None:
             validate(obj)
         if dry_run:

@@ -399,7 +399,10 @@ class NodeAgent:
             elif self._mine(pod):
                 self._delete_now(meta["namespace"], meta["name"], uid)
             return
-        if running is not None or uid in self._starting or not self._mine(pod):
+        if running is not None:
+            running.runtime.observe(pod)  # its readiness gates' conditions, which others set
+            return
+        if uid in self._starting or not self._mine(pod):
             return
         if (pod.get("status") or {}).get("phase") in TERMINAL:
             return
@@ -450,8 +453,9 @@ class NodeAgent:
             if previous is not None and previous.get("status") == condition.get("status"):
                 condition = {**condition, "lastTransitionTime": previous.get("lastTransitionTime")}
             conditions.append(condition)
-        if "conditions" in status:
-            merged["conditions"] = conditions
+        if "conditions" in status:  # the kubelet's own; others' (readiness gates') stay as they are
+            owned = {c.get("type") for c in conditions}
+            merged["conditions"] = conditions + [c for c in before.values() if c.get("type") not in owned]
         pod["status"] = merged
         try:
             self.store.update(PODS, namespace, name, pod, subresource="status", manager=MANAGER)

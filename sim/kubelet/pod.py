@@ -10,7 +10,7 @@ from typing import Any
 
 from sim.kubelet.container import Container, KubeletConfig
 from sim.kubelet.spec import PodSpec
-from sim.kubelet.status import Conditions, now, phase, timestamp
+from sim.kubelet.status import Conditions, now, phase, ready_condition, timestamp
 from sim.kubelet.volumes import PodVolumes
 
 HOST_IP = "127.0.0.1"
@@ -21,6 +21,9 @@ class PodRuntime:
 
     `status()` is the pod's `status` object; `changes()` yields it each time it changes, until the pod
     has stopped; `stop()` stops every container (preStop, SIGTERM, SIGKILL after the grace period).
+    The status's conditions are the ones a kubelet owns: `ContainersReady` from the containers alone,
+    `Ready` from them and the pod's readiness gates, whose conditions others set in the API (`observe`
+    hands the runtime the pod as stored, so that it sees them change).
     """
 
     def __init__(self, pod: Mapping[str, Any], pod_ip: str, config: KubeletConfig) -> None:
@@ -35,6 +38,9 @@ class PodRuntime:
             for c in self.spec.containers
         }
         self._conditions = Conditions()
+        gates = (pod.get("spec") or {}).get("readinessGates") or []
+        self._gates = [str(g.get("conditionType")) for g in gates]
+        self._gate_status: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
         self._started_at = now()
@@ -82,12 +88,20 @@ class PodRuntime:
             for c in self.containers.values()
         )
 
+    def observe(self, pod: Mapping[str, Any]) -> None:
+        """The pod as the API has it now: its readiness gates' conditions may have changed."""
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        found = {str(c.get("type")): str(c.get("status")) for c in conditions if c.get("type") in self._gates}
+        if found != self._gate_status:
+            self._gate_status = found
+            self._notify()
+
     def _notify(self) -> None:
         statuses = [c.status for c in self.containers.values()]
-        all_ready = bool(statuses) and all(s.ready for s in statuses)
+        containers_ready, reason, message = ready_condition(statuses, (), {})
         self._conditions.set("Initialized", True)
-        self._conditions.set("Ready", all_ready)
-        self._conditions.set("ContainersReady", all_ready)
+        self._conditions.set("Ready", *ready_condition(statuses, self._gates, self._gate_status))
+        self._conditions.set("ContainersReady", containers_ready, reason, message)
         self._conditions.set("PodScheduled", True)
         self._snapshot = {
             "phase": phase(statuses, self._will_restart()),

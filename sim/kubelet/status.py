@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -81,24 +81,50 @@ class ContainerStatus:
 
 @dataclass
 class Conditions:
-    """Pod conditions, remembering when each last changed."""
+    """Pod conditions, remembering when each last changed, with the reason and message of a False one."""
 
     values: dict[str, tuple[bool, datetime]] = field(default_factory=dict)
+    reasons: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def set(self, kind: str, value: bool) -> None:
+    def set(self, kind: str, value: bool, reason: str = "", message: str = "") -> None:
         if kind not in self.values or self.values[kind][0] != value:
             self.values[kind] = (value, now())
+        self.reasons[kind] = (reason, message)
 
     def to_api(self) -> list[dict[str, Any]]:
-        return [
-            {
+        out = []
+        for kind, (value, moment) in self.values.items():
+            condition: dict[str, Any] = {
                 "type": kind,
                 "status": "True" if value else "False",
                 "lastProbeTime": None,
                 "lastTransitionTime": timestamp(moment),
             }
-            for kind, (value, moment) in self.values.items()
-        ]
+            reason, message = self.reasons.get(kind, ("", ""))
+            condition.update({k: v for k, v in (("reason", reason), ("message", message)) if v})
+            out.append(condition)
+        return out
+
+
+def ready_condition(
+    containers: Sequence[ContainerStatus], gates: Sequence[str], conditions: Mapping[str, str]
+) -> tuple[bool, str, str]:
+    """The pod's Ready condition as the kubelet computes it: its containers ready and every readiness
+    gate's condition (`conditions`: status by type, set by others) True; else the reason and message."""
+    unready = [c.name for c in containers if not c.ready]
+    if not containers or unready:
+        return False, "ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]"
+    messages = []
+    for gate in gates:
+        if gate not in conditions:
+            messages.append(f'corresponding condition of pod readiness gate "{gate}" does not exist.')
+        elif conditions[gate] != "True":
+            messages.append(
+                f'the status of pod readiness gate "{gate}" is not "True", but {conditions[gate]}'
+            )
+    if messages:
+        return False, "ReadinessGatesNotReady", ", ".join(messages)
+    return True, "", ""
 
 
 def phase(statuses: Sequence[ContainerStatus], will_restart: bool) -> str:

@@ -168,6 +168,8 @@ COMPONENTS: tuple[Component, ...] = (
                 str(c.image_store),
                 "--address-blocks",
                 c.eks_address_blocks,
+                "--alb-admin-url",
+                _url(c.host, c.alb_admin_port),
             ]
         ),
         lambda c: [c.eks_port],

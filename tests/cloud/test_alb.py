@@ -5,8 +5,9 @@ the data plane answer 200; deleting or SIGKILLing a pod under steady load fails 
 fails its readiness probe gets no more traffic; deleting the Ingress removes the ALB. The ELBv2 sync
 alone: a second pass over unchanged state makes no write call. The data plane alone, in front of a
 server the test controls: a deregistered target's in-flight request finishes while new ones stop going
-to it, an unhealthy target (by the data plane's own checks) gets no traffic, and a cookie one client was
-given never goes out with another client's request."""
+to it, and what is still in flight once its target group's deregistration delay has run out is dropped;
+an unhealthy target (by the data plane's own checks) gets no traffic, and a cookie one client was given
+never goes out with another client's request."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -74,14 +76,12 @@ def cluster(
         running.process.stop(grace=15)
 
 
-@pytest.fixture(scope="module")
-def dataplane(
-    tmp_path_factory: pytest.TempPathFactory, aws_env: dict[str, str]
-) -> Iterator[DataPlaneProcess]:
-    workdir = tmp_path_factory.mktemp("alb-dataplane")
+@contextmanager
+def running_dataplane(workdir: Path, aws_endpoint: str) -> Iterator[DataPlaneProcess]:
+    """`python -m sim.alb` against `aws_endpoint`, at its default time scale, until the block ends."""
     port, admin = free_port(HOST), free_port(HOST)
     access_log = workdir / "access.log"
-    argv = [sys.executable, "-m", "sim.alb", "--aws-endpoint", aws_env["AWS_ENDPOINT_URL"]]
+    argv = [sys.executable, "-m", "sim.alb", "--aws-endpoint", aws_endpoint]
     argv += ["--port", str(port), "--admin-port", str(admin), "--access-log", str(access_log)]
     argv += ["--log-level", "INFO"]
     process = ManagedProcess("alb", argv, workdir / "alb.log").start()
@@ -90,6 +90,14 @@ def dataplane(
         yield DataPlaneProcess(process, f"http://{HOST}:{port}", f"http://{HOST}:{admin}", access_log)
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def dataplane(
+    tmp_path_factory: pytest.TempPathFactory, aws_env: dict[str, str]
+) -> Iterator[DataPlaneProcess]:
+    with running_dataplane(tmp_path_factory.mktemp("alb-dataplane"), aws_env["AWS_ENDPOINT_URL"]) as running:
+        yield running
 
 
 def manifests(image: str, ready_dir: Path) -> list[str]:
@@ -405,13 +413,25 @@ def test_a_second_sync_of_unchanged_state_makes_no_write_call(aws_env: dict[str,
 
 class _Upstream(BaseHTTPRequestHandler):
     healthy = True
+    release = threading.Event()  # ends `/stall` and `/trickle`
 
     def do_GET(self) -> None:
+        if self.path == "/trickle":  # the answer's head and a tenth of its body, the rest once released
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
+            _Upstream.release.wait(30)
+            self.wfile.write(b"x" * 90)
+            return
         if self.path == "/health":
             status = 200 if _Upstream.healthy else 500
         else:
             if self.path == "/slow":
                 time.sleep(2)
+            if self.path == "/stall":
+                _Upstream.release.wait(30)
             status = 200
         body = f"{self.path} from upstream".encode()
         if self.path == "/whoami":
@@ -436,9 +456,11 @@ def upstream() -> Iterator[tuple[str, int]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     _Upstream.healthy = True
+    _Upstream.release.clear()
     try:
         yield address, int(server.server_address[1])
     finally:
+        _Upstream.release.set()
         server.shutdown()
         server.server_close()
 
@@ -512,7 +534,7 @@ def test_draining_lets_in_flight_requests_finish_and_health_is_measured(
     assert poll(lambda: status() == 503, within=5)  # no new request goes to a deregistered target
     draining = httpx.get(f"{dataplane.admin}/targets", timeout=5).json()["draining"]
     assert in_flight.is_alive(), "the slow request ended before the target was drained"
-    assert draining == [f"{upstream[0]}:{upstream[1]}"]
+    assert [(d["target"], d["inflight"]) for d in draining] == [(f"{upstream[0]}:{upstream[1]}", 1)]
     in_flight.join(10)
     assert [(r.status_code, r.text) for r in slow] == [(200, "/slow from upstream")]
 
@@ -531,3 +553,45 @@ def test_a_cookie_a_target_sets_for_one_client_never_reaches_another(direct_alb:
     assert first.headers["set-cookie"].startswith("session_id=first-shopper")
     stranger = httpx.get(str(direct_alb.client.base_url.join("/whoami")), headers=direct_alb.client.headers)
     assert stranger.text == "nobody"
+
+
+def test_what_a_draining_target_still_holds_after_the_deregistration_delay_is_dropped(
+    elb: Any, dataplane: DataPlaneProcess, upstream: tuple[str, int], direct_alb: DirectAlb
+) -> None:
+    """A delay of 50 s is 5 s at the data plane's default time scale of 0.1: `/slow` (2 s) finishes in
+    it, `/stall` (not yet answered) and `/trickle` (answering) are still going when it ends."""
+    elb.modify_target_group_attributes(
+        TargetGroupArn=direct_alb.group_arn,
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "50"}],
+    )
+    time.sleep(1.5)  # the data plane reads the emulator every 0.5 s
+    outcomes: dict[str, Any] = {}
+
+    def fetch(path: str) -> None:
+        try:
+            outcomes[path] = direct_alb.client.get(path, timeout=60).status_code
+        except httpx.HTTPError as err:
+            outcomes[path] = type(err).__name__
+
+    requests = [threading.Thread(target=fetch, args=(path,)) for path in ("/slow", "/stall", "/trickle")]
+    for request in requests:
+        request.start()
+    target = f"{upstream[0]}:{upstream[1]}"
+
+    def inflight() -> int:
+        groups = httpx.get(f"{dataplane.admin}/targets", timeout=5).json()["target_groups"]
+        return sum(t["inflight"] for ts in groups.values() for t in ts if t["target"] == target)
+
+    assert poll(lambda: inflight() == 3, within=5)
+    elb.deregister_targets(TargetGroupArn=direct_alb.group_arn, Targets=direct_alb.target)
+    assert poll(lambda: direct_alb.client.get("/x").status_code == 503, within=5)  # nothing new on it
+    requests[0].join(10)
+    assert outcomes == {"/slow": 200}  # finished within the delay; the others still going
+    (draining,) = httpx.get(f"{dataplane.admin}/targets", timeout=5).json()["draining"]
+    assert (draining["target"], draining["inflight"]) == (target, 2)
+    assert 0 < draining["seconds_left"] <= 5
+    for request in requests[1:]:
+        request.join(20)  # well before the upstream would answer (30 s)
+    assert outcomes == {"/slow": 200, "/stall": 502, "/trickle": "RemoteProtocolError"}
+    assert httpx.get(f"{dataplane.admin}/targets", timeout=5).json()["draining"] == []
+    assert not _Upstream.release.is_set()
