@@ -1,9 +1,11 @@
-"""The AWS emulator: moto in server mode, on loopback, with the AWS-managed IAM policies loaded; how it is
-started (one command line, for the supervisor and the tests alike) and how clients reach it."""
+"""The AWS emulator: moto in server mode, on loopback, with the AWS-managed IAM policies loaded, behind the
+local cloud's own admin routes (`sim.awsemulator`); how it is started (one command line, for the supervisor
+and the tests alike) and how clients reach it."""
 
 from __future__ import annotations
 
 import sys
+from urllib.parse import quote
 
 DEFAULT_PORT = 4566
 REGION = "us-east-1"
@@ -12,11 +14,19 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 SERVER_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
 #: answers 200 once the server takes requests
 HEALTH_PATH = "/moto-api/"
+#: the local cloud's own routes on the emulator (none of AWS's or moto's paths starts so)
+ADMIN_PREFIX = "/_shopstack/"
 
 
 def server_command(host: str, port: int) -> list[str]:
-    """The command line of moto's server on `host:port`."""
-    return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+    """The command line of the emulator (moto's server and the admin routes) on `host:port`."""
+    return [sys.executable, "-m", "sim.awsemulator", "-H", host, "-p", str(port)]
+
+
+def eks_endpoint_path(account: str, region: str, cluster: str) -> str:
+    """The admin route that sets what `DescribeCluster` reports as an EKS cluster's endpoint and CA."""
+    account, region, cluster = (quote(part, safe="") for part in (account, region, cluster))
+    return f"{ADMIN_PREFIX}eks/{account}/{region}/{cluster}/endpoint"
 
 
 def client_env(endpoint: str) -> dict[str, str]:

@@ -4,6 +4,9 @@ emulator, and each one's Nodes equal to its node groups.
 Every `POLL_SECONDS` it reads the emulator (in a worker thread: boto3 blocks) and reconciles: a new ACTIVE
 cluster gets an API server on a free loopback port, its own address range and a kubeconfig; a cluster that
 is gone or no longer ACTIVE is stopped; node groups are planned (`sim.eks.nodes.plan_nodes`) and applied.
+Once a cluster's API serves, the emulator is told its endpoint and CA (a self-signed one made for the
+cluster), which `DescribeCluster` then reports as EKS does; told again whenever it reports another endpoint
+(a cluster made anew under the same name, a binding restarted on other ports).
 `clusters.json` in the state directory is rewritten atomically after every change. A failed read is
 logged and retried on the next poll; a cluster that fails to start is retried likewise.
 """
@@ -22,7 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sim.cluster import split_addresses
-from sim.eks.emulator import ACTIVE, EksCluster, Emulator
+from sim.eks.emulator import ACTIVE, EksCluster, Emulator, new_certificate_authority
 from sim.eks.hosted import Addresses, HostedCluster
 from sim.eks.nodes import plan_nodes
 
@@ -32,6 +35,9 @@ POLL_SECONDS = 0.5
 #: clusters take 127.N.0.0/16 for N in this range: pods in its lower half, Services in its upper half
 #: (clear of the default Service CIDR 127.96/16, the tests' 127.61-127.121 and the pytest plugin's 127.200+)
 ADDRESS_BLOCKS = range(160, 200)
+#: after the emulator would not take a cluster's endpoint, try again this much later (a plain moto has no
+#: admin route: the cluster then serves all the same, but `DescribeCluster` reports moto's made-up one)
+PUBLISH_RETRY_SECONDS = 10.0
 
 
 def addresses_for(block: int) -> Addresses:
@@ -85,6 +91,9 @@ class EksBinding:
         self.state_file = state_dir / "clusters.json"
         self._warned: dict[tuple[str, str], str] = {}
         self._read_error: str | None = None
+        #: each running cluster's CA (base64 of a PEM), as `DescribeCluster` reports it
+        self.authorities: dict[str, str] = {}
+        self._publish_failed: dict[str, float] = {}
 
     def describe(self) -> dict[str, Any]:
         """What `clusters.json` and `GET /clusters` say: each running cluster by name."""
@@ -150,6 +159,7 @@ class EksBinding:
                 if hosted is None:
                     continue
                 changed = True
+            await self._publish(eks, hosted)
             plan = plan_nodes(eks.region, eks.nodegroups, hosted.nodes)
             self._warn(name, plan.problems)
             hosted.follow(plan, self._write_state)
@@ -163,6 +173,28 @@ class EksBinding:
                 self._warned[cluster, group] = problem
         for key in [k for k in self._warned if k[0] == cluster and k[1] not in problems]:
             del self._warned[key]
+
+    async def _publish(self, eks: EksCluster, hosted: HostedCluster) -> None:
+        """Have the emulator's `DescribeCluster` report `hosted`'s API and CA, unless it already does; a
+        failure is logged once and retried PUBLISH_RETRY_SECONDS later."""
+        if eks.endpoint == hosted.url:
+            return
+        now = asyncio.get_running_loop().time()
+        failed = self._publish_failed.get(eks.name)
+        if failed is not None and now - failed < PUBLISH_RETRY_SECONDS:
+            return
+        if eks.name not in self.authorities:
+            self.authorities[eks.name] = await asyncio.to_thread(new_certificate_authority)
+        publish = self.emulator.publish_endpoint
+        try:
+            await asyncio.to_thread(publish, eks, hosted.url, self.authorities[eks.name])
+        except OSError as err:
+            if failed is None:
+                log.warning("cluster %s: the emulator did not take its endpoint: %s", eks.name, err)
+            self._publish_failed[eks.name] = now
+            return
+        self._publish_failed.pop(eks.name, None)
+        log.info("cluster %s: DescribeCluster reports its endpoint %s", eks.name, hosted.url)
 
     async def _start(self, eks: EksCluster) -> HostedCluster | None:
         addresses = self.blocks.take(eks.name)
@@ -186,6 +218,8 @@ class EksBinding:
 
     async def _stop(self, name: str) -> None:
         hosted = self.clusters.pop(name)
+        self.authorities.pop(name, None)
+        self._publish_failed.pop(name, None)
         await hosted.stop()
         self.blocks.give_back(name)
         self._write_state()

@@ -1,4 +1,7 @@
-"""`meta.k8s.io/v1` Table output: the columns `kubectl get` shows, per kind, and Name/Age for the rest."""
+"""`meta.k8s.io/v1` Table output: the columns `kubectl get` shows, per kind, as kube-apiserver 1.30 prints
+them (`pkg/printers/internalversion/printers.go`; Role and ClusterRole have the apiserver's default table
+convertor: Name and Created At), and Name/Age for the rest. As kube-apiserver's, every row carries the wide
+(priority 1) cells too: kubectl drops them without `-o wide`."""
 
 from __future__ import annotations
 
@@ -236,16 +239,113 @@ def _secret_row(obj: Obj) -> list[Any]:
     return [_name(obj), obj.get("type", "Opaque"), len(obj.get("data") or {}), age(obj)]
 
 
+def _host_port(host: str, port: Any) -> str:
+    """Go's net.JoinHostPort: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _with_more(items: list[str], count: int, most: int = 3) -> str:
+    """The first `most` of `count` items, then `+ N more...` (kube-apiserver's lists in cells)."""
+    text = ",".join(items[:most])
+    return f"{text} + {count - most} more..." if count > most else text
+
+
 def _endpoints_row(obj: Obj) -> list[Any]:
+    """formatEndpoints: for each subset, each port, each ready address; an address alone when the subset
+    has no ports (a headless Service's); `<none>` only without subsets."""
+    subsets = obj.get("subsets") or []
     addresses = []
-    for subset in obj.get("subsets") or []:
-        for address in subset.get("addresses") or []:
-            for port in subset.get("ports") or [{}]:
-                addresses.append(
-                    f"{address.get('ip')}:{port.get('port')}" if port else str(address.get("ip"))
-                )
-    text = ",".join(addresses[:3]) + (f" + {len(addresses) - 3} more..." if len(addresses) > 3 else "")
-    return [_name(obj), text or "<none>", age(obj)]
+    for subset in subsets:
+        ips = [str(a.get("ip", "")) for a in subset.get("addresses") or []]
+        ports = subset.get("ports") or []
+        if not ports:
+            addresses.extend(ips)
+        for port in ports:
+            addresses.extend(_host_port(ip, port.get("port", 0)) for ip in ips)
+    text = _with_more(addresses, len(addresses)) if subsets else "<none>"
+    return [_name(obj), text, age(obj)]
+
+
+def format_label_selector(selector: Obj | None) -> str:
+    """metav1.FormatLabelSelector: the selector's requirements sorted by key (`k=v`, `k in (a,b)`,
+    `k notin (a,b)`, `k`, `!k`), `<none>` when it selects everything."""
+    requirements: list[tuple[str, str]] = []
+    for key, value in ((selector or {}).get("matchLabels") or {}).items():
+        requirements.append((key, f"{key}={value}"))
+    for expression in (selector or {}).get("matchExpressions") or []:
+        key, operator = str(expression.get("key", "")), expression.get("operator")
+        values = sorted(str(v) for v in expression.get("values") or [])
+        if operator == "In":
+            requirements.append((key, f"{key} in ({','.join(values)})"))
+        elif operator == "NotIn":
+            requirements.append((key, f"{key} notin ({','.join(values)})"))
+        elif operator == "Exists":
+            requirements.append((key, key))
+        elif operator == "DoesNotExist":
+            requirements.append((key, f"!{key}"))
+        else:
+            return "<error>"
+    return ",".join(text for _, text in sorted(requirements, key=lambda r: r[0])) or "<none>"
+
+
+def _int_or_string(value: Any) -> str:
+    """intstr.IntOrString.String(): `2` or `50%`."""
+    return str(value)
+
+
+def _pdb_row(obj: Obj) -> list[Any]:
+    spec = obj.get("spec") or {}
+    return [
+        _name(obj),
+        _int_or_string(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
+        _int_or_string(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
+        int((obj.get("status") or {}).get("disruptionsAllowed", 0)),
+        age(obj),
+    ]
+
+
+def _serviceaccount_row(obj: Obj) -> list[Any]:
+    return [_name(obj), len(obj.get("secrets") or []), age(obj)]
+
+
+def _endpointslice_row(obj: Obj) -> list[Any]:
+    """formatDiscoveryPorts and formatDiscoveryEndpoints: the first 3 ports (number, else name, else `*`)
+    and addresses, `<unset>` for none."""
+    ports = [
+        str(p["port"]) if p.get("port") is not None else str(p["name"]) if p.get("name") is not None else "*"
+        for p in obj.get("ports") or []
+    ]
+    addresses = [str(a) for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [
+        _name(obj),
+        str(obj.get("addressType", "")),
+        _with_more(ports, len(ports)) or "<unset>",
+        _with_more(addresses, len(addresses)) or "<unset>",
+        age(obj),
+    ]
+
+
+def _networkpolicy_row(obj: Obj) -> list[Any]:
+    return [_name(obj), format_label_selector((obj.get("spec") or {}).get("podSelector") or {}), age(obj)]
+
+
+def _lease_row(obj: Obj) -> list[Any]:
+    return [_name(obj), str((obj.get("spec") or {}).get("holderIdentity") or ""), age(obj)]
+
+
+def _ingressclass_row(obj: Obj) -> list[Any]:
+    spec = obj.get("spec") or {}
+    parameters = "<none>"
+    if spec.get("parameters"):
+        ref = spec["parameters"]
+        group = f".{ref['apiGroup']}" if ref.get("apiGroup") is not None else ""
+        parameters = f"{ref.get('kind', '')}{group}/{ref.get('name', '')}"
+    return [_name(obj), str(spec.get("controller", "")), parameters, age(obj)]
+
+
+def _created_at_row(obj: Obj) -> list[Any]:
+    """The apiserver's default table convertor: the creation time in RFC 3339, UTC."""
+    return [_name(obj), (obj.get("metadata") or {}).get("creationTimestamp") or "0001-01-01T00:00:00Z"]
 
 
 def _ingress_row(obj: Obj) -> list[Any]:
@@ -258,31 +358,74 @@ def _ingress_row(obj: Obj) -> list[Any]:
 
 
 def _binding_row(obj: Obj) -> list[Any]:
+    """printRoleBinding: with rbac.SubjectsStrings's users, groups and service accounts (`ns/name`)."""
     ref = obj.get("roleRef") or {}
-    return [_name(obj), f"{ref.get('kind', '')}/{ref.get('name', '')}", age(obj)]
+    subjects: dict[str, list[str]] = {"User": [], "Group": [], "ServiceAccount": []}
+    for subject in obj.get("subjects") or []:
+        kind, name = subject.get("kind"), str(subject.get("name", ""))
+        if kind in ("User", "Group"):
+            subjects[kind].append(name)
+        elif kind == "ServiceAccount":
+            subjects[kind].append(f"{subject.get('namespace', '')}/{name}")
+    return [
+        _name(obj),
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        age(obj),
+        ", ".join(subjects["User"]),
+        ", ".join(subjects["Group"]),
+        ", ".join(subjects["ServiceAccount"]),
+    ]
 
 
-_BINDING_COLUMNS: list[Column] = [("Name", "string", 0), ("Role", "string", 0), ("Age", "string", 0)]
+_BINDING_COLUMNS: list[Column] = [
+    ("Name", "string", 0),
+    ("Role", "string", 0),
+    ("Age", "string", 0),
+    ("Users", "string", 1),
+    ("Groups", "string", 1),
+    ("ServiceAccounts", "string", 1),
+]
+_CREATED_AT_COLUMNS: list[Column] = [("Name", "string", 0), ("Created At", "date", 0)]
+
+
+def _since(stamp: Any) -> str:
+    """translateTimestampSince of a Time (`...T12:00:00Z`) or a MicroTime (`...T12:00:00.123456Z`)."""
+    if not isinstance(stamp, str) or not stamp:
+        return "<unknown>"
+    try:
+        moment = datetime.strptime(stamp.split(".")[0].removesuffix("Z") + "Z", "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return "<unknown>"
+    return human_duration((datetime.now(UTC) - moment.replace(tzinfo=UTC)).total_seconds())
 
 
 def _event_row(obj: Obj) -> list[Any]:
+    """printEvent: last seen (the last timestamp, else the first, else the event time; a series' last
+    observation), then, wide, the involved field, the source, the first seen, the count and the name."""
     involved = obj.get("involvedObject") or {}
-    last = (
-        obj.get("lastTimestamp")
-        or obj.get("eventTime")
-        or (obj.get("metadata") or {}).get("creationTimestamp")
-    )
-    seen = (
-        age({"metadata": {"creationTimestamp": last}})
-        if isinstance(last, str) and len(last) == 20
-        else "<unknown>"
-    )
+    first = _since(obj.get("firstTimestamp") or obj.get("eventTime"))
+    last = _since(obj["lastTimestamp"]) if obj.get("lastTimestamp") else first
+    count = int(obj.get("count") or 0)
+    series = obj.get("series")
+    if series:
+        last, count = _since(series.get("lastObservedTime")), int(series.get("count") or 0)
+    elif count == 0:
+        count = 1  # a singleton event of the events.k8s.io API
+    kind, name = str(involved.get("kind", "")).lower(), involved.get("name")
+    source = obj.get("source") or {}
+    component = source.get("component") or obj.get("reportingComponent") or ""
+    instance = source.get("host") or obj.get("reportingInstance") or ""
     return [
-        seen,
+        last,
         obj.get("type", ""),
         obj.get("reason", ""),
-        f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}",
-        obj.get("message", ""),
+        f"{kind}/{name}" if name else kind,
+        involved.get("fieldPath", ""),
+        f"{component}, {instance}" if instance else component,
+        str(obj.get("message", "")).strip(),
+        first,
+        count,
+        _name(obj),
     ]
 
 
@@ -400,13 +543,58 @@ TABLES: dict[str, tuple[list[Column], Callable[[Obj], list[Any]]]] = {
     ),
     "RoleBinding": (_BINDING_COLUMNS, _binding_row),
     "ClusterRoleBinding": (_BINDING_COLUMNS, _binding_row),
+    "Role": (_CREATED_AT_COLUMNS, _created_at_row),
+    "ClusterRole": (_CREATED_AT_COLUMNS, _created_at_row),
+    "PodDisruptionBudget": (
+        [
+            ("Name", "string", 0),
+            ("Min Available", "string", 0),
+            ("Max Unavailable", "string", 0),
+            ("Allowed Disruptions", "integer", 0),
+            ("Age", "string", 0),
+        ],
+        _pdb_row,
+    ),
+    "ServiceAccount": (
+        [("Name", "string", 0), ("Secrets", "string", 0), ("Age", "string", 0)],
+        _serviceaccount_row,
+    ),
+    "EndpointSlice": (
+        [
+            ("Name", "string", 0),
+            ("AddressType", "string", 0),
+            ("Ports", "string", 0),
+            ("Endpoints", "string", 0),
+            ("Age", "string", 0),
+        ],
+        _endpointslice_row,
+    ),
+    "NetworkPolicy": (
+        [("Name", "string", 0), ("Pod-Selector", "string", 0), ("Age", "string", 0)],
+        _networkpolicy_row,
+    ),
+    "Lease": ([("Name", "string", 0), ("Holder", "string", 0), ("Age", "string", 0)], _lease_row),
+    "IngressClass": (
+        [
+            ("Name", "string", 0),
+            ("Controller", "string", 0),
+            ("Parameters", "string", 0),
+            ("Age", "string", 0),
+        ],
+        _ingressclass_row,
+    ),
     "Event": (
         [
             ("Last Seen", "string", 0),
             ("Type", "string", 0),
             ("Reason", "string", 0),
             ("Object", "string", 0),
+            ("Subobject", "string", 1),
+            ("Source", "string", 1),
             ("Message", "string", 0),
+            ("First Seen", "string", 1),
+            ("Count", "string", 1),
+            ("Name", "string", 1),
         ],
         _event_row,
     ),

@@ -1,17 +1,20 @@
 """The EKS binding (`python -m sim.eks`) against a real moto server, driven through boto3 alone and read
 with the real kubectl: an EKS cluster with a node group of 2 t3.medium becomes a Kubernetes API with 2 Ready
 Nodes labelled, sized and addressed like EKS's (a private address in the subnet of the node's zone, the
-one its name carries, shown by `kubectl get nodes -o wide` and as its pods' host IP); changing `desiredSize`
-adds a node or drains the surplus (the pods move); a Deployment of the payment image runs; a node group
-of an unknown instance type is skipped with a warning; a second node group adds its nodes and deleting it
-removes them; deleting the cluster stops its API and its pods; SIGTERM, even during a drain a disruption
-budget holds up, stops every cluster and pod and removes the state.
+one its name carries, shown by `kubectl get nodes -o wide` and as its pods' host IP); `DescribeCluster`
+reports the cluster's local API and a real CA certificate, so that the deploy's EKS-token access (a
+lightkube client from them and a token made as `aws eks get-token` makes it) lists the nodes; changing
+`desiredSize` adds a node or drains the surplus (the pods move); a Deployment of the payment image runs; a
+node group of an unknown instance type is skipped with a warning; a second node group adds its nodes and
+deleting it removes them; deleting the cluster stops its API and its pods; SIGTERM, even during a drain a
+disruption budget holds up, stops every cluster and pod and removes the state.
 
 The tests are steps of one story, in file order, on one binding process.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import os
@@ -26,13 +29,19 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from cryptography import x509
+from lightkube.resources.core_v1 import Node
 
 from containers.nodestore import ImageStore
+from infra.cloud import Cloud
+from infra.k8s import access
+from infra.settings import Settings
 from sim.supervisor.process import ManagedProcess, free_port, http_ok, tcp_open
 from tests.conftest import BuiltImage
 from tests.k8s.conftest import Kubectl, kubectl_binary
 from tests.kubelet.helpers import alive
 from tests.support.cluster import condition, get_json, payment_container, poll
+from tests.support.pyinfra_run import emulator_data
 
 HOST = "127.0.0.1"
 CLUSTER = "shop"
@@ -234,6 +243,38 @@ def test_eks_cluster_and_node_group_yield_ready_nodes_in_the_subnets_zones(bindi
     assert sorted(listed["nodes"]) == sorted(n["metadata"]["name"] for n in found)
     assert json.loads((binding.state_dir / "clusters.json").read_text()) == binding.clusters()
     assert httpx.get(f"{listed['api']}/version", timeout=5).status_code == 200
+
+
+def test_describe_cluster_reports_the_local_api_which_the_deploys_eks_token_access_reaches(
+    binding: Binding,
+) -> None:
+    """What the deploy does in AWS with `kube_access = "eks-token"` (`infra.k8s.access`) works locally: a
+    lightkube client from `DescribeCluster`'s endpoint and CA (which lightkube loads whatever the scheme:
+    it must be a certificate), with a bearer token made as `aws eks get-token` makes it, lists the nodes."""
+    api = binding.clusters()[CLUSTER]["api"]
+    eks = binding.client("eks")
+    assert poll(lambda: eks.describe_cluster(name=CLUSTER)["cluster"]["endpoint"] == api), (
+        eks.describe_cluster(name=CLUSTER)["cluster"]["endpoint"],
+        binding.process.log_tail(),
+    )
+    cluster = eks.describe_cluster(name=CLUSTER)["cluster"]
+    assert cluster["status"] == "ACTIVE"
+    pem = base64.b64decode(cluster["certificateAuthority"]["data"], validate=True)
+    certificate = x509.load_pem_x509_certificate(pem)
+    assert certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert certificate.subject == certificate.issuer  # self-signed, as EKS's cluster CA
+    assert certificate.subject.rfc4514_string() == "CN=kubernetes"
+
+    settings = Settings.parse(
+        emulator_data(binding.aws["endpoint_url"], kube_access="eks-token", project=CLUSTER)
+    )
+    cloud = Cloud(settings)
+    client = access.connect(cloud)
+    assert client is not None
+    assert sorted(str(node.metadata.name) for node in client.list(Node) if node.metadata) == sorted(
+        binding.first_nodes
+    )
+    assert cloud.calls["kubernetes get"] >= 1
 
 
 def test_raising_desired_size_adds_a_node_in_the_third_zone(binding: Binding) -> None:

@@ -122,8 +122,8 @@ def test_table_output(k8s_api: K8sApi) -> None:
             "Age",
         ]
         assert table["rows"][0]["cells"][:3] == ["p", "0/1", "Pending"]
-        generic = c.get("/api/v1/namespaces/default/serviceaccounts", headers={"accept": TABLE}).json()
-        assert [col["name"] for col in generic["columnDefinitions"]] == ["Name", "Age"]
+        accounts = c.get("/api/v1/namespaces/default/serviceaccounts", headers={"accept": TABLE}).json()
+        assert [col["name"] for col in accounts["columnDefinitions"]] == ["Name", "Secrets", "Age"]
 
 
 def test_openapi_documents(k8s_api: K8sApi) -> None:

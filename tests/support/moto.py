@@ -1,4 +1,5 @@
-"""A moto server of a test's own (the local cloud's AWS emulator, started as the supervisor starts it)."""
+"""A moto server of a test's own: the local cloud's AWS emulator (`python -m sim.awsemulator`, moto's server
+with the admin route the EKS binding tells clusters' endpoints on), started as the supervisor starts it."""
 
 from __future__ import annotations
 
