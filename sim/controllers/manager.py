@@ -1,5 +1,10 @@
 """The controller manager: every controller of the local cluster, as kube-controller-manager (and the
-scheduler) run them, and the timings of those that keep time."""
+scheduler) run them, and the timings of those that keep time.
+
+Two of kube-controller-manager's controllers are not loops here: the garbage collector and the namespace
+controller run within the store's writes (`sim.k8s.garbagecollector`, `sim.k8s.namespaces`, the store's
+cascades), so that a cascading delete is whole when it returns, as clients that delete and then look
+(`kubectl delete deploy`, then `kubectl get rs`) find it a moment later upstream."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """The wire: a lean ASGI app that maps the Kubernetes REST API onto the model in `store`.
 
-Discovery is served in its legacy form only (`/api`, `/apis`, per group-version resource lists): kubectl
-asks for aggregated discovery first but falls back when the answer is plain `application/json`.
+`KubeApp.dispatch` sends what is not REST elsewhere (`discovery`: version, health, discovery and OpenAPI;
+`authz`: access reviews; `metrics`: metrics.k8s.io; `proxy`: the proxy subresources, taken before the body
+is read, since they stream it) and routes the rest: collections (list, watch, create, delete) and items
+(get, replace, patch, delete) and their subresources (status, scale, log, eviction; exec and port-forward
+through `streaming`), in the version asked for (`conversion`) and as a Table when asked (`tables`).
 """
 
 from __future__ import annotations
@@ -11,23 +14,29 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-from urllib.parse import parse_qs
 
-import yaml
-
-from sim.k8s import conversion, errors, eviction, metrics, openapi, podlogs, resources, streaming, tables
+from sim.k8s import (
+    authz,
+    conversion,
+    discovery,
+    errors,
+    eviction,
+    metrics,
+    podlogs,
+    proxy,
+    resources,
+    streaming,
+    tables,
+)
 from sim.k8s.errors import ApiError
-from sim.k8s.resources import KUBERNETES_VERSION, ResourceType
+from sim.k8s.messages import Receive, Request, Response, Scope, Send
+from sim.k8s.resources import ResourceType
 from sim.k8s.store import Obj, Store
 from sim.k8s.validation import validate
 from sim.serving import RequestHead
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 #: Reads a pod's log: (pod, query parameters) -> its whole text. The kubelet plugs in here.
 LogSource = podlogs.LogSource
 
@@ -35,10 +44,6 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_WATCH_SECONDS = 1800
 MAX_WATCH_SECONDS = 3600
 BOOKMARK_SECONDS = 5.0
-FLUSH_SECONDS = 0.2
-READY_CHECKS = ("ping", "log", "etcd", "informer-sync", "poststarthook/start-apiserver-admission-initializer")
-AUTHZ_GROUP = "authorization.k8s.io"
-AUTHZ_REVIEWS = {rt.plural: rt.kind for rt in resources.REVIEW_TYPES}
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
     "application/json-patch+json": "json",
@@ -48,128 +53,8 @@ PATCH_TYPES = {
 }
 
 
-class Request:
-    def __init__(self, scope: Scope, body: bytes) -> None:
-        self.method: str = scope["method"]
-        self.path: str = scope["path"]
-        self.query: dict[str, str] = {
-            k: v[0]
-            for k, v in parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True).items()
-        }
-        self.headers: dict[str, str] = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-        self.body = body
-
-    def flag(self, name: str) -> bool:
-        return self.query.get(name, "").lower() in ("1", "true")
-
-    def json(self) -> Any:
-        if not self.body:
-            return None
-        ctype = self.headers.get("content-type", "application/json")
-        if "protobuf" in ctype or "cbor" in ctype:
-            raise ApiError(
-                415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ctype}"
-            )
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            pass
-        try:
-            return yaml.safe_load(self.body)
-        except yaml.YAMLError as exc:
-            raise errors.bad_request(f"the body of the request could not be decoded: {exc}") from exc
-
-    @property
-    def wants_table(self) -> bool:
-        return "as=Table" in self.headers.get("accept", "")
-
-    @property
-    def manager(self) -> str:
-        if self.query.get("fieldManager"):
-            return self.query["fieldManager"]
-        return self.headers.get("user-agent", "unknown").split("/", 1)[0] or "unknown"
-
-    @property
-    def dry_run(self) -> bool:
-        return self.query.get("dryRun") == "All"
-
-
-class Response:
-    def __init__(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str = "application/json",
-        headers: list[tuple[str, str]] | None = None,
-    ) -> None:
-        self.status = status
-        self.body = body
-        self.content_type = content_type
-        self.headers = headers or []
-
-    @classmethod
-    def json(cls, data: Any, status: int = 200, warnings: list[str] | None = None) -> Response:
-        headers = [
-            ("warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"') for w in warnings or []
-        ]
-        return cls(status, json.dumps(data, separators=(",", ":")).encode(), headers=headers)
-
-    @classmethod
-    def text(cls, text: str, status: int = 200) -> Response:
-        return cls(status, text.encode(), "text/plain; charset=utf-8")
-
-
 def _status_ok(details: Obj) -> Obj:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
-
-
-def _resource_list(group: str, version: str) -> Obj:
-    out = []
-    for rt in resources.resources_in(group, version):
-        entry: Obj = {
-            "name": rt.plural,
-            "singularName": rt.singular,
-            "namespaced": rt.namespaced,
-            "kind": rt.kind,
-            "verbs": list(resources.RESOURCE_VERBS),
-        }
-        if rt.short_names:
-            entry["shortNames"] = list(rt.short_names)
-        if rt.categories:
-            entry["categories"] = list(rt.categories)
-        out.append(entry)
-        for sub in rt.subresources:
-            sub_entry: Obj = {
-                "name": f"{rt.plural}/{sub}",
-                "singularName": "",
-                "namespaced": rt.namespaced,
-                "kind": {"scale": "Scale", "log": "Pod", "eviction": "Eviction"}.get(sub, rt.kind),
-                "verbs": list(resources.SUBRESOURCE_VERBS[sub]),
-            }
-            if sub == "scale":
-                sub_entry["group"] = "autoscaling"
-                sub_entry["version"] = "v1"
-            if sub == "eviction":  # kubectl drain evicts only when discovery names the group/version
-                sub_entry["group"] = "policy"
-                sub_entry["version"] = "v1"
-            out.append(sub_entry)
-    return {
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": f"{group}/{version}".lstrip("/"),
-        "resources": out,
-    }
-
-
-def _api_group(group: str, versions: list[str]) -> Obj:
-    gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-    return {
-        "kind": "APIGroup",
-        "apiVersion": "v1",
-        "name": group,
-        "versions": gvs,
-        "preferredVersion": gvs[0],
-    }
 
 
 def _selector_text(obj: Obj) -> str:
@@ -231,6 +116,8 @@ class KubeApp:
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
         self.bookmark_seconds = bookmark_seconds
+        #: `services/NAME/proxy` and `pods/NAME/proxy`: requests passed on to the pods
+        self.proxy = proxy.Proxy(store)
         self._flusher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ ASGI plumbing
@@ -243,6 +130,10 @@ class KubeApp:
             await streaming.serve_websocket(scope, receive, send, self.store, self.streams)
             return
         if scope["type"] != "http":
+            return
+        target = proxy.match(scope)
+        if target is not None:  # streamed both ways: the body is not read here
+            await self.proxy.serve(scope, receive, send, target)
             return
         body = b""
         more = True
@@ -292,8 +183,8 @@ class KubeApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                if self.store.data_dir is not None:
-                    self._flusher = asyncio.create_task(self._flush_loop())
+                if self.store.snapshots is not None:
+                    self._flusher = asyncio.create_task(self.store.snapshots.flush_every())
                 for hook in self.on_startup:
                     await hook()
                 await send({"type": "lifespan.startup.complete"})
@@ -303,83 +194,41 @@ class KubeApp:
                         await hook()
                     except Exception:  # the others must still run, and the snapshot be written
                         log.exception("shutdown hook failed")
+                await self.proxy.close()
                 if self._flusher is not None:
                     self._flusher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._flusher
-                if self.store.data_dir is not None:
-                    self.store.save()
+                if self.store.snapshots is not None:
+                    self.store.snapshots.save()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    async def _flush_loop(self) -> None:
-        """Write the snapshot when something changed, at most every FLUSH_SECONDS (until cancelled)."""
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            if self.store.dirty:
-                try:
-                    self.store.save()
-                except OSError:
-                    log.exception("could not write the snapshot")
 
     # ------------------------------------------------------------------ routing
 
     async def dispatch(self, req: Request, receive: Receive, send: Send) -> Response | None:
         path = req.path.rstrip("/") or "/"
-        if path == "/version":
-            return Response.json(
-                {
-                    "major": "1",
-                    "minor": "30",
-                    "gitVersion": KUBERNETES_VERSION,
-                    "gitCommit": "shopstack-sim",
-                    "gitTreeState": "clean",
-                    "buildDate": "2024-04-17T00:00:00Z",
-                    "goVersion": "go1.22.2",
-                    "compiler": "gc",
-                    "platform": "linux/amd64",
-                }
-            )
-        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
-            return self._health(req, path)
-        if path == "/api":
-            return Response.json(
-                {
-                    "kind": "APIVersions",
-                    "versions": ["v1"],
-                    "serverAddressByClientCIDRs": [
-                        {"clientCIDR": "0.0.0.0/0", "serverAddress": req.headers.get("host", "127.0.0.1")}
-                    ],
-                }
-            )
-        if path == "/apis":
-            groups = [_api_group(g, v) for g, v in resources.group_versions().items() if g]
-            groups.append(_api_group(AUTHZ_GROUP, ["v1"]))
-            if self.metrics_source is not None:
-                groups.append(metrics.api_group())
-            return Response.json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-        if path.startswith(f"/apis/{AUTHZ_GROUP}"):
-            return self._authorization(req, path)
+        answered = discovery.answer(req, path, metrics_served=self.metrics_source is not None)
+        if answered is not None:
+            return answered
+        if path.startswith(f"/apis/{authz.GROUP}"):
+            return authz.answer(req, path)
         if self.metrics_source is not None and path.startswith(f"/apis/{metrics.GROUP}"):
-            return self._metrics(req, path, self.metrics_source)
-        if path.startswith("/openapi/"):
-            return self._openapi(req, path)
+            return Response.json(metrics.answer(self.store, self.metrics_source, req.method, path, req.query))
+        return await self._route(req, path, receive, send)
+
+    async def _route(self, req: Request, path: str, receive: Receive, send: Send) -> Response | None:
+        """A resource's path: `/api/v1/...` or `/apis/GROUP/VERSION/...`, then `[namespaces/NS/]PLURAL
+        [/NAME[/SUBRESOURCE]]`."""
         parts = path.strip("/").split("/")
-        if parts[0] == "api" and len(parts) >= 2:
+        if parts[0] == "api" and len(parts) >= 3:
             group, version, rest = "", parts[1], parts[2:]
-        elif parts[0] == "apis" and len(parts) >= 2:
-            versions = resources.group_versions().get(parts[1])
-            if not versions:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            if len(parts) == 2:
-                return Response.json(_api_group(parts[1], versions))
+        elif parts[0] == "apis" and len(parts) >= 4:
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise discovery.not_found()
         if not resources.resources_in(group, version):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if not rest:
-            return Response.json(_resource_list(group, version))
+            raise discovery.not_found()
         namespace: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
             namespace, rest = rest[1], rest[2:]
@@ -399,86 +248,6 @@ class KubeApp:
         if name is None:
             return await self._collection(req, rt, namespace, receive, send)
         return await self._item(req, rt, namespace, name, sub, receive, send)
-
-    def _authorization(self, req: Request, path: str) -> Response:
-        """Everyone may do everything (the emulator has no authorization): `kubectl auth can-i` says yes."""
-        if path == f"/apis/{AUTHZ_GROUP}":
-            return Response.json(_api_group(AUTHZ_GROUP, ["v1"]))
-        if path == f"/apis/{AUTHZ_GROUP}/v1":
-            reviews = [
-                {"name": name, "singularName": "", "namespaced": False, "kind": kind, "verbs": ["create"]}
-                for name, kind in AUTHZ_REVIEWS.items()
-            ]
-            return Response.json(
-                {
-                    "kind": "APIResourceList",
-                    "apiVersion": "v1",
-                    "groupVersion": f"{AUTHZ_GROUP}/v1",
-                    "resources": reviews,
-                }
-            )
-        name = path.rsplit("/", 1)[-1]
-        if req.method != "POST" or name not in AUTHZ_REVIEWS:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        review = req.json() or {}
-        if not isinstance(review, dict):
-            raise errors.bad_request("the body of the request must be an object")
-        review["status"] = {"allowed": True, "reason": "the local emulator authorizes every request"}
-        return Response.json(review, 201)
-
-    def _metrics(self, req: Request, path: str, source: metrics.Samples) -> Response:
-        """metrics.k8s.io/v1beta1: read-only PodMetrics and NodeMetrics from the measured usage."""
-        rest = path.strip("/").split("/")[2:]
-        if req.method != "GET":
-            raise ApiError(405, "MethodNotAllowed", f"{req.method} is not supported on {metrics.GROUP}")
-        if not rest:
-            return Response.json(metrics.api_group())
-        if rest[0] != metrics.VERSION:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if len(rest) == 1:
-            return Response.json(metrics.resource_list())
-        return Response.json(metrics.serve(self.store, source, rest[1:], req.query))
-
-    def _health(self, req: Request, path: str) -> Response:
-        if "verbose" in req.query:
-            checks = "".join(f"[+]{c} ok\n" for c in READY_CHECKS)
-            return Response.text(f"{checks}{path.strip('/').split('/')[0]} check passed\n")
-        return Response.text("ok")
-
-    def _openapi(self, req: Request, path: str) -> Response:
-        """The documents of `openapi`, with their ETag; a v3 document asked for by an old hash is
-        redirected to the current one (as kube-openapi does), one asked for by its hash never changes."""
-        headers = [("cache-control", "no-cache, private")]
-        if path == "/openapi/v3":
-            served = openapi.v3_root()
-        elif path == "/openapi/v2":
-            accept = req.headers.get("accept", "")
-            if "protobuf" in accept:
-                served = openapi.v2_protobuf()
-            elif not accept or "json" in accept or "*/*" in accept:
-                served = openapi.v2_json()
-            else:
-                raise ApiError(
-                    406, "NotAcceptable", f"only application/json and protobuf are served, not {accept}"
-                )
-        else:
-            gv = path.removeprefix("/openapi/v3/")
-            documents = openapi.v3_documents()
-            if gv not in documents:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            served = documents[gv]
-            if "hash" in req.query:
-                if req.query["hash"] != served.etag:
-                    location = f"{path}?hash={served.etag}"
-                    return Response(301, b"", headers=[("location", location), *headers])
-                headers = [
-                    ("cache-control", "public, immutable"),
-                    ("expires", "Thu, 31 Dec 2099 00:00:00 GMT"),
-                ]
-        headers.append(("etag", f'"{served.etag}"'))
-        if req.headers.get("if-none-match", "").strip('"') == served.etag:
-            return Response(304, b"", served.content_type, headers)
-        return Response(200, served.body, served.content_type, headers)
 
     # ------------------------------------------------------------------ collections
 

@@ -149,3 +149,18 @@ def serve(store: Store, samples: Samples, rest: list[str], query: Mapping[str, s
         return found
     kind = "PodMetricsList" if rest[0] == "pods" else "NodeMetricsList"
     return {"kind": kind, "apiVersion": API_VERSION, "metadata": {}, "items": items}
+
+
+def answer(store: Store, samples: Samples, method: str, path: str, query: Mapping[str, str]) -> Obj:
+    """Answer `method` on `path` (`/apis/metrics.k8s.io[/v1beta1[/...]]`): the group, its resources, a
+    list or an item; read-only."""
+    rest = path.strip("/").split("/")[2:]
+    if method != "GET":
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {GROUP}")
+    if not rest:
+        return api_group()
+    if rest[0] != VERSION:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    if len(rest) == 1:
+        return resource_list()
+    return serve(store, samples, rest[1:], query)

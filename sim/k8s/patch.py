@@ -158,7 +158,7 @@ def _sm_list(kind: str, path: tuple[str, ...], original: Any, patch: list[Any]) 
 # ------------------------------------------------------------------------------------------ apply field sets
 
 #: Metadata fields the server owns: never part of a manager's field set.
-_SERVER_METADATA = frozenset(
+SERVER_METADATA = frozenset(
     {
         "name",
         "namespace",
@@ -195,7 +195,7 @@ def field_paths(kind: str, obj: dict[str, Any], *, include_status: bool = False)
                     continue
                 if not fpath and k == "status" and not include_status:
                     continue
-                if fpath == ("metadata",) and k in _SERVER_METADATA:
+                if fpath == ("metadata",) and k in SERVER_METADATA:
                     continue
                 walk(v, (*fpath, k), (*ppath, "f:" + k))
             return

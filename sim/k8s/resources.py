@@ -42,11 +42,18 @@ _ALL = ("all",)
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",), ("status",)),
     ResourceType(
-        "", "v1", "pods", "Pod", True, ("po",), ("status", "log", "eviction", "exec", "portforward"), _ALL
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        True,
+        ("po",),
+        ("status", "log", "eviction", "exec", "portforward", "proxy"),
+        _ALL,
     ),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
     ResourceType("", "v1", "secrets", "Secret", True),
-    ResourceType("", "v1", "services", "Service", True, ("svc",), ("status",), _ALL),
+    ResourceType("", "v1", "services", "Service", True, ("svc",), ("status", "proxy"), _ALL),
     ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
     ResourceType("", "v1", "nodes", "Node", False, ("no",), ("status",)),
@@ -108,6 +115,7 @@ SUBRESOURCE_VERBS = {
     "exec": ("create", "get"),
     "portforward": ("create", "get"),
     "eviction": ("create",),
+    "proxy": ("create", "delete", "get", "patch", "update"),
 }
 
 

@@ -1,8 +1,15 @@
 """The model: an in-memory object store with the API server's semantics, independent of HTTP.
 
-Objects are plain dicts shaped as the API returns them. Every write takes the next value of one global
-resourceVersion counter, lands in a bounded history and is fanned out to the matching watchers. Callers
-get deep copies; nothing outside this module mutates a stored object.
+Objects are plain dicts shaped as the API returns them (`objects.Obj`). Every write takes the next value
+of one global resourceVersion counter, lands in a bounded history and is fanned out to the matching
+watchers and listeners. Callers get deep copies; nothing outside this module mutates a stored object.
+
+Around storage and watch, the store runs what the API server runs on each write: defaulting, mutating
+admission (`admission`), validation, field managers (`fieldmanager`), graceful deletion and finalizers;
+and, within the write, the work that kube-controller-manager would do a moment after it in other objects
+(`cascades`: owner-reference garbage collection in `garbagecollector`, namespace lifecycle in
+`namespaces`), so that a delete's result is whole when it returns. With a data directory it starts from
+the snapshot there (`persistence`).
 
 The store is synchronous and single-threaded: it is driven from one asyncio loop (the wire's), so a
 controller running in that loop can use it directly.
@@ -17,29 +24,28 @@ import builtins
 import contextlib
 import copy
 import json
-import os
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sim.k8s import errors, patch, resources
+from sim.k8s import errors, fieldmanager, patch, resources
+from sim.k8s.cascade import Cascade, Moment
 from sim.k8s.defaults import ClusterIPs, apply_defaults
 from sim.k8s.errors import ApiError
+from sim.k8s.garbagecollector import GarbageCollector
+from sim.k8s.namespaces import NamespaceLifecycle
+from sim.k8s.objects import Obj, after, now
+from sim.k8s.persistence import Snapshots
 from sim.k8s.resources import ResourceType
 from sim.k8s.selectors import FieldSelector, LabelSelector
 
-Obj = dict[str, Any]
+__all__ = ["Cascade", "Event", "Moment", "Obj", "Store", "Watcher", "now"]
+
 DEFAULT_HISTORY = 10_000
 DEFAULT_WATCH_QUEUE = 10_000
-SNAPSHOT_NAME = "snapshot.json"
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -144,11 +150,13 @@ class Store:
         #: (after defaulting, before validation) and may change it, or refuse it by raising an ApiError;
         #: registered by whoever wires the cluster (`sim.cluster`)
         self.admission: list[Callable[[ResourceType, Obj], None]] = []
+        #: what creates and deletes set off in other objects, within the write (see `Cascade`)
+        self.cascades: list[Cascade] = [GarbageCollector(), NamespaceLifecycle()]
         self.ips = ClusterIPs()
-        self.data_dir = data_dir
-        self.dirty = False
-        if data_dir is not None and (data_dir / SNAPSHOT_NAME).exists():
-            self.load(data_dir / SNAPSHOT_NAME)
+        #: the snapshot in `data_dir` this store starts from and is saved to; None: kept in memory only
+        self.snapshots = Snapshots(self, data_dir) if data_dir is not None else None
+        if self.snapshots is not None:
+            self.snapshots.load()
         self.floor = self.rv
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             if ("", ns) not in self.objects[resources.NAMESPACE.key]:
@@ -161,7 +169,6 @@ class Store:
         return self.rv
 
     def _emit(self, event: Event) -> None:
-        self.dirty = True
         if len(self.history) == self.history.maxlen and self.history:
             self.floor = self.history[0].rv
         self.history.append(event)
@@ -204,76 +211,14 @@ class Store:
                 f"unable to create new content in namespace {namespace} because it is being terminated",
             )
 
-    def _record_update(
-        self, rt: ResourceType, old: Obj | None, new: Obj, manager: str, sub: str | None
-    ) -> None:
-        """Move ownership of the fields this write changed to `manager` (operation Update)."""
-        include_status = sub == "status"
-        new_paths = patch.field_paths(rt.kind, new, include_status=include_status)
-        old_paths = patch.field_paths(rt.kind, old, include_status=include_status) if old else {}
-        missing = object()
-        changed = {p for p, v in new_paths.items() if old_paths.get(p, missing) != v}
-        removed = set(old_paths) - set(new_paths)
-        entries = self._managed(old) if old else []
-        if not changed and not removed:
-            new["metadata"]["managedFields"] = self._render_managed(entries)
-            return
-        kept: list[dict[str, Any]] = []
-        mine: dict[str, Any] | None = None
-        for entry in entries:
-            entry["paths"] -= removed
-            if entry["manager"] == manager and entry["operation"] == "Update" and entry["subresource"] == sub:
-                mine = entry
-                continue
-            entry["paths"] -= changed
-            if entry["paths"]:
-                kept.append(entry)
-        if mine is None:
-            mine = {"manager": manager, "operation": "Update", "subresource": sub, "paths": set()}
-        mine["paths"] |= changed
-        mine["apiVersion"] = rt.api_version
-        mine["time"] = now()
-        if mine["paths"]:
-            kept.append(mine)
-        new["metadata"]["managedFields"] = self._render_managed(kept)
-
-    @staticmethod
-    def _managed(obj: Obj) -> list[dict[str, Any]]:
-        out = []
-        for entry in obj["metadata"].get("managedFields") or []:
-            out.append(
-                {
-                    "manager": entry.get("manager", ""),
-                    "operation": entry.get("operation", "Update"),
-                    "apiVersion": entry.get("apiVersion", ""),
-                    "time": entry.get("time", now()),
-                    "subresource": entry.get("subresource"),
-                    "paths": patch.paths_from_fields_v1(entry.get("fieldsV1") or {}),
-                }
-            )
-        return out
-
-    @staticmethod
-    def _render_managed(entries: list[dict[str, Any]]) -> list[Obj]:
-        out = []
-        for entry in entries:
-            item: Obj = {
-                "manager": entry["manager"],
-                "operation": entry["operation"],
-                "apiVersion": entry.get("apiVersion", ""),
-                "time": entry.get("time") or now(),
-                "fieldsType": "FieldsV1",
-                "fieldsV1": patch.fields_v1(entry["paths"]),
-            }
-            if entry.get("subresource"):
-                item["subresource"] = entry["subresource"]
-            out.append(item)
-        return out
-
     # ------------------------------------------------------------------ reads
 
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         return copy.deepcopy(self._raw(rt, namespace, name))
+
+    def find(self, rt: ResourceType, namespace: str | None, name: str) -> Obj | None:
+        """The stored object (not a copy: read-only), or None when there is none."""
+        return self.objects[rt.key].get((self._ns(rt, namespace), name))
 
     def iter_objects(self, rt: ResourceType, namespace: str | None = None) -> Iterator[Obj]:
         """Stored objects of `rt` (not copies: read-only), sorted by namespace and name."""
@@ -391,19 +336,14 @@ class Store:
         meta["creationTimestamp"] = now()
         meta["generation"] = 1
         if manager:
-            self._record_update(rt, None, obj, manager, None)
+            fieldmanager.record_update(rt, None, obj, manager, None)
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
         self.objects[rt.key][(ns, name)] = obj
         self._emit(Event("ADDED", rt.key, copy.deepcopy(obj), None, rv))
-        if rt is resources.NAMESPACE:
-            self._namespace_created(name)
+        for cascade in list(self.cascades):
+            cascade.created(self, rt, obj)
         return copy.deepcopy(obj)
-
-    def _namespace_created(self, name: str) -> None:
-        sa = resources.SERVICE_ACCOUNT
-        if "default" not in {k[1] for k in self.objects[sa.key] if k[0] == name}:
-            self.create(sa, {"metadata": {"name": "default", "namespace": name}})
 
     def update(
         self,
@@ -472,7 +412,7 @@ class Store:
             new["metadata"]["managedFields"] = managed_fields
         elif manager:
             new["metadata"]["managedFields"] = copy.deepcopy(old["metadata"].get("managedFields") or [])
-            self._record_update(rt, old, new, manager, subresource)
+            fieldmanager.record_update(rt, old, new, manager, subresource)
         else:
             new["metadata"]["managedFields"] = copy.deepcopy(old["metadata"].get("managedFields") or [])
         if not new["metadata"]["managedFields"]:
@@ -558,122 +498,18 @@ class Store:
         validate: Callable[[Obj], None] | None = None,
         subresource: str | None = None,
     ) -> Obj:
-        """Server-side apply: merge `body` in, own its fields as `manager`, drop the fields this manager
-        applied before and no longer does; a field another manager owns with a different value is a 409
-        conflict unless `force`."""
-        if not isinstance(body, dict):
-            raise errors.bad_request("apply patch must be an object")
-        if not manager:
-            raise errors.bad_request("PATCH requests with apply content type must have a fieldManager")
-        if body.get("kind") not in (None, rt.kind) or body.get("apiVersion") not in (None, rt.api_version):
-            raise errors.bad_request(
-                f"apply for {rt.kind} given {body.get('apiVersion')}, Kind={body.get('kind')}"
-            )
-        meta = body.get("metadata") or {}
-        if meta.get("name") not in (None, name):
-            raise errors.bad_request("the name of the object does not match the name on the URL")
-        include_status = subresource == "status"
-        applied = patch.field_paths(rt.kind, body, include_status=include_status)
-        entry_time = now()
+        """Server-side apply (`fieldmanager.apply`): merge `body` in, own its fields as `manager`, drop the
+        fields this manager applied before and no longer does; a field another manager owns with a
+        different value is a 409 conflict unless `force`. Creates the object when there is none."""
+        body = fieldmanager.check_apply(rt, name, body, manager)
         try:
             current = self.get(rt, namespace, name)
         except ApiError as exc:
             if exc.code != 404 or subresource:
                 raise
-            created = copy.deepcopy(body)
-            created.setdefault("metadata", {})["name"] = name
-            created["metadata"]["managedFields"] = self._render_managed(
-                [
-                    {
-                        "manager": manager,
-                        "operation": "Apply",
-                        "apiVersion": rt.api_version,
-                        "time": entry_time,
-                        "paths": set(applied),
-                    }
-                ]
-            )
+            created = fieldmanager.applied_new(rt, name, body, manager)
             return self.create(rt, created, namespace, dry_run=dry_run, validate=validate)
-        entries = self._managed(current)
-        conflicts: builtins.list[tuple[str, patch.Path]] = []
-        mine: dict[str, Any] | None = None
-        for entry in entries:
-            if (
-                entry["manager"] == manager
-                and entry["operation"] == "Apply"
-                and entry["subresource"] == subresource
-            ):
-                mine = entry
-                continue
-            if entry["subresource"] != subresource:
-                continue
-            for path in set(applied) & entry["paths"]:
-                if path[-1].startswith("k:"):
-                    continue
-                if patch.value_at(current, path) != applied[path]:
-                    conflicts.append((entry["manager"], path))
-        if conflicts and not force:
-            causes = [
-                {
-                    "type": "FieldManagerConflict",
-                    "message": f'conflict with "{who}" using {rt.api_version}',
-                    "field": _dotted(path),
-                }
-                for who, path in sorted(conflicts)
-            ]
-            if len(causes) == 1:
-                text = f"Apply failed with 1 conflict: {causes[0]['message']}: {causes[0]['field']}"
-            else:
-                by_manager: dict[str, builtins.list[str]] = {}
-                for who, path in sorted(conflicts):
-                    by_manager.setdefault(who, []).append(_dotted(path))
-                text = f"Apply failed with {len(causes)} conflicts: " + "\n".join(
-                    f'conflicts with "{who}" using {rt.api_version}:\n' + "\n".join(f"- {f}" for f in fields)
-                    for who, fields in by_manager.items()
-                )
-            raise ApiError(
-                409,
-                "Conflict",
-                text,
-                name=name,
-                group=rt.group,
-                kind=rt.plural,
-                causes=causes,
-            )
-        taken = {path for _, path in conflicts}
-        others: set[patch.Path] = set()
-        for entry in entries:
-            if entry is not mine:
-                entry["paths"] -= taken
-                if entry["subresource"] == subresource:
-                    others |= entry["paths"]
-        stripped = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
-        stripped_meta = {
-            k: v for k, v in (stripped.get("metadata") or {}).items() if k not in patch._SERVER_METADATA
-        }
-        stripped["metadata"] = stripped_meta
-        if not include_status:
-            stripped.pop("status", None)
-        merged = patch.apply_merge(rt.kind, current, stripped)
-        if mine is not None:
-            dropped: builtins.list[patch.Path] = []
-            for path in sorted(mine["paths"] - set(applied) - others, key=len):
-                if any(path[: len(d)] == d for d in dropped):
-                    continue  # its ancestor is gone already
-                patch.remove_path(merged, path)
-                dropped.append(path)
-                parent = path[:-1]
-                while parent and patch.value_at(merged, parent) in ([], {}) and parent not in others:
-                    patch.remove_path(merged, parent)  # no empty list or map left behind
-                    parent = parent[:-1]
-        if mine is None:
-            mine = {"manager": manager, "operation": "Apply", "subresource": subresource}
-        if mine.get("paths") != set(applied) or not mine.get("time"):
-            mine["time"] = entry_time  # an unchanged apply keeps its time, so it stays a no-op
-        mine.update({"paths": set(applied), "apiVersion": rt.api_version})
-        kept = [e for e in entries if e is not mine and e["paths"]] + [mine]
-        kept.sort(key=lambda e: (e["operation"] != "Apply", e["manager"]))
-        merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        merged, managed = fieldmanager.apply(rt, current, body, manager, subresource=subresource, force=force)
         return self.update(
             rt,
             namespace,
@@ -682,7 +518,7 @@ class Store:
             subresource=subresource,
             dry_run=dry_run,
             validate=validate,
-            managed_fields=self._render_managed(kept),
+            managed_fields=managed,
         )
 
     def delete(
@@ -697,8 +533,8 @@ class Store:
         grace_period: int | None = None,
     ) -> Obj:
         """Delete now (or mark with `deletionTimestamp` while finalizers remain, or while a graceful pod
-        terminates), then collect dependents: Background/Foreground delete them, Orphan strips their
-        owner reference."""
+        terminates); the cascades deal with what depends on the object (see `garbagecollector` for
+        `propagation`)."""
         obj = self._raw(rt, namespace, name)
         pre = preconditions or {}
         if pre.get("uid") and pre["uid"] != obj["metadata"]["uid"]:
@@ -710,7 +546,6 @@ class Store:
         if dry_run:
             return copy.deepcopy(obj)
         key = (obj["metadata"].get("namespace", ""), name)
-        uid = obj["metadata"]["uid"]
         policy = propagation or "Background"
         spec = obj.get("spec") or {}
         if rt.kind == "Pod" and self.graceful_pods and spec.get("nodeName"):
@@ -731,16 +566,16 @@ class Store:
             marked["metadata"]["resourceVersion"] = str(rv)
             self.objects[rt.key][key] = marked
             self._emit(Event("MODIFIED", rt.key, copy.deepcopy(marked), copy.deepcopy(obj), rv))
-            self._collect(uid, policy)
+            self._cascade_deletion(rt, marked, policy, "marked")
             return copy.deepcopy(marked)
-        if policy == "Foreground":
-            self._collect(uid, policy)
+        self._cascade_deletion(rt, obj, policy, "removing")
         removed = self._remove(rt, key)
-        if policy != "Foreground":
-            self._collect(uid, policy)
-        if rt is resources.NAMESPACE:
-            self._namespace_deleted(name)
+        self._cascade_deletion(rt, removed, policy, "removed")
         return removed
+
+    def _cascade_deletion(self, rt: ResourceType, obj: Obj, propagation: str, moment: Moment) -> None:
+        for cascade in list(self.cascades):
+            cascade.deleting(self, rt, obj, propagation, moment)
 
     def _mark_deleted(self, rt: ResourceType, key: tuple[str, str], obj: Obj, grace: int) -> Obj:
         """Graceful deletion: stamp `deletionTimestamp` (now + grace) once, or shorten a longer grace."""
@@ -748,10 +583,7 @@ class Store:
         if current is not None and current <= grace:
             return copy.deepcopy(obj)
         marked = copy.deepcopy(obj)
-        when = datetime.now(UTC).timestamp() + grace
-        marked["metadata"]["deletionTimestamp"] = datetime.fromtimestamp(when, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        marked["metadata"]["deletionTimestamp"] = after(grace)
         marked["metadata"]["deletionGracePeriodSeconds"] = grace
         rv = self._next_rv()
         marked["metadata"]["resourceVersion"] = str(rv)
@@ -769,35 +601,11 @@ class Store:
         self._emit(Event("DELETED", rt.key, copy.deepcopy(gone), copy.deepcopy(obj), rv))
         return gone
 
-    def _collect(self, owner_uid: str, policy: str) -> None:
-        """Garbage-collect the dependents of a deleted owner (synchronously: the result is the same as the
-        real collector's, without its delay)."""
-        for rt in resources.STORAGE_TYPES:
-            for key, obj in list(self.objects[rt.key].items()):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if not any(r.get("uid") == owner_uid for r in refs):
-                    continue
-                remaining = [r for r in refs if r.get("uid") != owner_uid]
-                live = [r for r in remaining if self._uid_exists(str(r.get("uid")))]
-                if policy == "Orphan" or live:
-                    updated = copy.deepcopy(obj)
-                    updated["metadata"]["ownerReferences"] = remaining
-                    if not remaining:
-                        updated["metadata"].pop("ownerReferences")
-                    self.update(rt, key[0] or None, key[1], updated)
-                elif key in self.objects[rt.key]:
-                    self.delete(rt, key[0] or None, key[1], propagation="Background")
-
-    def _uid_exists(self, uid: str) -> bool:
-        return any(o["metadata"]["uid"] == uid for table in self.objects.values() for o in table.values())
-
-    def _namespace_deleted(self, namespace: str) -> None:
-        for rt in resources.STORAGE_TYPES:
-            if not rt.namespaced:
-                continue
-            for key in [k for k in self.objects[rt.key] if k[0] == namespace]:
-                if key in self.objects[rt.key]:
-                    self._remove(rt, key)
+    def remove(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        """Remove an object at once, as the end of a deletion: no preconditions, finalizers, grace period
+        or cascade (what the namespace controller does to a deleted namespace's objects)."""
+        self._raw(rt, namespace, name)
+        return self._remove(rt, (self._ns(rt, namespace), name))
 
     def delete_collection(
         self,
@@ -862,32 +670,19 @@ class Store:
     def unwatch(self, watcher: Watcher) -> None:
         self._drop(watcher)
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ snapshots
 
     def snapshot(self) -> Obj:
+        """Every object and the resourceVersion counter (what `persistence` writes)."""
         return {
             "resourceVersion": self.rv,
             "objects": {key: list(table.values()) for key, table in self.objects.items() if table},
         }
 
-    def save(self, path: Path | None = None) -> None:
-        """Write the snapshot atomically (temporary file, fsync, rename)."""
-        target = path or (self.data_dir / SNAPSHOT_NAME if self.data_dir else None)
-        if target is None:
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        with tmp.open("w") as fh:
-            json.dump(self.snapshot(), fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        self.dirty = False
-
-    def load(self, path: Path) -> None:
-        data = json.loads(path.read_text())
-        self.rv = int(data.get("resourceVersion", 0))
-        for key, items in (data.get("objects") or {}).items():
+    def restore(self, snapshot: Obj) -> None:
+        """Take the objects and resourceVersion of `snapshot` (a new store, before anything watches it)."""
+        self.rv = int(snapshot.get("resourceVersion", 0))
+        for key, items in (snapshot.get("objects") or {}).items():
             try:
                 rt = resources.by_key(key)
             except KeyError:
@@ -899,13 +694,3 @@ class Store:
                     ip = (obj.get("spec") or {}).get("clusterIP")
                     if ip and ip != "None":
                         self.ips.used.add(ip)
-
-
-def _dotted(path: patch.Path) -> str:
-    out = ""
-    for element in path:
-        if element.startswith("f:"):
-            out += "." + element[2:]
-        else:
-            out += "[" + element[2:] + "]"
-    return out

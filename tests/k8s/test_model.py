@@ -184,9 +184,85 @@ def test_finalizers_hold_deletion() -> None:
 def test_namespace_delete_cascades() -> None:
     store = Store()
     store.create(NS, {"metadata": {"name": "tmp"}})
+    assert store.find(resources.SERVICE_ACCOUNT, "tmp", "default") is not None
     store.create(CM, {"metadata": {"name": "a"}}, "tmp")
+    store.create(CM, {"metadata": {"name": "held", "finalizers": ["example.com/x"]}}, "tmp")
     store.delete(NS, None, "tmp")
     assert store.list(CM, "tmp")["items"] == []
+    assert store.find(resources.SERVICE_ACCOUNT, "tmp", "default") is None
+
+
+def _owned(store: Store, name: str, owner: dict[str, Any], **meta: Any) -> None:
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"]}
+    ref["uid"] = owner["metadata"]["uid"]
+    store.create(CM, {"metadata": {"name": name, "ownerReferences": [ref], **meta}}, "default")
+
+
+@pytest.mark.parametrize(
+    ("propagation", "order"),
+    [("Background", ["owner", "child"]), ("Foreground", ["child", "owner"])],
+)
+def test_dependents_go_after_the_owner_or_before_it_in_the_foreground(
+    propagation: str, order: list[str]
+) -> None:
+    store = Store()
+    owner = store.create(CM, {"metadata": {"name": "owner"}}, "default")
+    _owned(store, "child", owner)
+    gone: list[str] = []
+    store.listeners.append(lambda e: gone.append(e.obj["metadata"]["name"]) if e.type == "DELETED" else None)
+    store.delete(CM, "default", "owner", propagation=propagation)
+    assert gone == order
+
+
+def test_a_dependent_with_another_owner_only_loses_its_reference() -> None:
+    store = Store()
+    first = store.create(CM, {"metadata": {"name": "first"}}, "default")
+    second = store.create(CM, {"metadata": {"name": "second"}}, "default")
+    _owned(store, "shared", first)
+    shared = store.get(CM, "default", "shared")
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "second", "uid": second["metadata"]["uid"]}
+    shared["metadata"]["ownerReferences"].append(ref)
+    store.update(CM, "default", "shared", shared)
+    store.delete(CM, "default", "first")
+    assert [r["name"] for r in store.get(CM, "default", "shared")["metadata"]["ownerReferences"]] == [
+        "second"
+    ]
+    store.delete(CM, "default", "second")
+    assert store.find(CM, "default", "shared") is None
+
+
+def test_an_owner_held_by_finalizers_has_its_dependents_collected_at_once() -> None:
+    store = Store()
+    owner = store.create(CM, {"metadata": {"name": "owner", "finalizers": ["example.com/x"]}}, "default")
+    _owned(store, "child", owner)
+    marked = store.delete(CM, "default", "owner")
+    assert marked["metadata"]["deletionTimestamp"]
+    assert store.find(CM, "default", "child") is None
+
+
+def test_a_cascade_hears_of_creates_and_each_moment_of_a_delete() -> None:
+    heard: list[tuple[str, ...]] = []
+
+    class Recorder:
+        def created(self, store: Store, rt: Any, obj: dict[str, Any]) -> None:
+            heard.append(("created", obj["metadata"]["name"]))
+
+        def deleting(self, store: Store, rt: Any, obj: dict[str, Any], propagation: str, moment: str) -> None:
+            heard.append((moment, obj["metadata"]["name"], propagation))
+
+    store = Store()
+    store.cascades.append(Recorder())
+    store.create(CM, {"metadata": {"name": "a"}}, "default")
+    store.create(CM, {"metadata": {"name": "b", "finalizers": ["example.com/x"]}}, "default")
+    store.delete(CM, "default", "a", propagation="Orphan")
+    store.delete(CM, "default", "b")
+    assert heard == [
+        ("created", "a"),
+        ("created", "b"),
+        ("removing", "a", "Orphan"),
+        ("removed", "a", "Orphan"),
+        ("marked", "b", "Background"),
+    ]
 
 
 async def _drain(store: Store, **kwargs: Any) -> list[tuple[str, str]]:
@@ -315,7 +391,10 @@ def test_server_side_apply_ownership_conflicts_and_removal() -> None:
 def test_persistence_round_trip(tmp_path: Path) -> None:
     store = Store(data_dir=tmp_path)
     store.create(CM, {"metadata": {"name": "kept"}, "data": {"a": "1"}}, "default")
-    store.save()
+    assert store.snapshots is not None
+    assert store.snapshots.dirty
+    store.snapshots.save()
+    assert not store.snapshots.dirty
     rv = store.rv
     again = Store(data_dir=tmp_path)
     assert again.rv == rv
