@@ -1,12 +1,14 @@
-"""Serving the local cloud's ASGI components (API server, telemetry receiver) until told to stop.
+"""Serving the local cloud's ASGI components until told to stop: the one way every server of `sim` serves
+(the API server, the telemetry receiver, the Grafana stand-in, the EKS binding's admin app, the ALB data
+plane), on SIGTERM or SIGINT as the services do (`services.common.signals`).
 
-hypercorn serves every app. An app that must take some connections whole (`TakesConnections`: the
-Kubernetes API takes kubectl's SPDY upgrades, which an ASGI server cannot pass on, since it never hands an
-app the raw connection after a `101 Switching Protocols`) is served behind a front door: the public socket
-is an asyncio server that reads each new connection's first request head; a connection whose head the app
-claims is the app's, any other is relayed byte for byte to hypercorn on a private unix socket, so that
-keep-alive, chunked watch streams and WebSockets pass unchanged. Only a connection's first request can be
-claimed (clients dial a fresh connection for each upgrade).
+hypercorn serves every app, on one port or several. An app that must take some connections whole
+(`TakesConnections`: the Kubernetes API takes kubectl's SPDY upgrades, which an ASGI server cannot pass
+on, since it never hands an app the raw connection after a `101 Switching Protocols`) is served behind a
+front door: the public sockets are asyncio servers that read each new connection's first request head; a
+connection whose head the app claims is the app's, any other is relayed byte for byte to hypercorn on a
+private unix socket, so that keep-alive, chunked watch streams and WebSockets pass unchanged. Only a
+connection's first request can be claimed (clients dial a fresh connection for each upgrade).
 
 On shutdown the front door stops accepting and drops the connections that have not sent a request yet;
 hypercorn finishes in-flight requests (up to the graceful timeout) and runs the app's lifespan shutdown;
@@ -18,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -28,6 +29,8 @@ from urllib.parse import unquote, urlsplit
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
+
+from services.common.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -102,39 +105,57 @@ class TakesConnections(Protocol):
         ...
 
 
-def hypercorn_config(graceful_timeout: float) -> Config:
+#: Hypercorn logs here (the access log is off); a server may filter what it logs as an error.
+ERROR_LOG = logging.getLogger("hypercorn.error")
+
+
+def hypercorn_config(graceful_timeout: float, keep_alive_seconds: float = KEEP_ALIVE_SECONDS) -> Config:
     config = Config()
     config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
+    config.errorlog = ERROR_LOG
     config.graceful_timeout = graceful_timeout
-    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
+    config.keep_alive_timeout = keep_alive_seconds
     return config
 
 
 async def serve(
-    app: Any, host: str, port: int, graceful_timeout: float, shutdown_trigger: Callable[[], Awaitable[Any]]
+    app: Any,
+    host: str,
+    port: int | Sequence[int],
+    graceful_timeout: float,
+    shutdown_trigger: Callable[[], Awaitable[Any]],
+    *,
+    keep_alive_seconds: float = KEEP_ALIVE_SECONDS,
 ) -> None:
-    """Serve `app` on `host:port` until `shutdown_trigger` returns; then finish in-flight requests."""
-    config = hypercorn_config(graceful_timeout)
+    """Serve `app` on `host` at `port` (or each of several) until `shutdown_trigger` returns; then finish
+    in-flight requests (up to `graceful_timeout`). Idle connections are closed after `keep_alive_seconds`."""
+    ports = [port] if isinstance(port, int) else list(port)
+    config = hypercorn_config(graceful_timeout, keep_alive_seconds)
     if not isinstance(app, TakesConnections):
-        config.bind = [f"{host}:{port}"]
+        config.bind = [f"{host}:{p}" for p in ports]
         await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
         return
     with tempfile.TemporaryDirectory(prefix="asgi-") as private:
-        await FrontDoor(app, config, Path(private) / "hypercorn.sock").serve(host, port, shutdown_trigger)
+        await FrontDoor(app, config, Path(private) / "hypercorn.sock").serve(host, ports, shutdown_trigger)
 
 
-def serve_until_signalled(app: Any, host: str, port: int, graceful_timeout: float) -> None:
-    """Serve `app` on `host:port`; on SIGTERM or SIGINT, finish in-flight requests and return."""
-    asyncio.run(_serve_until_signalled(app, host, port, graceful_timeout))
+def serve_until_signalled(
+    app: Any,
+    host: str,
+    port: int | Sequence[int],
+    graceful_timeout: float,
+    *,
+    keep_alive_seconds: float = KEEP_ALIVE_SECONDS,
+) -> None:
+    """Serve `app` as `serve` does until SIGTERM or SIGINT; then finish in-flight requests and return."""
+    asyncio.run(_serve_until_signalled(app, host, port, graceful_timeout, keep_alive_seconds))
 
 
-async def _serve_until_signalled(app: Any, host: str, port: int, graceful_timeout: float) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await serve(app, host, port, graceful_timeout, stop.wait)
+async def _serve_until_signalled(
+    app: Any, host: str, port: int | Sequence[int], graceful_timeout: float, keep_alive_seconds: float
+) -> None:
+    stop = stop_on_signals()
+    await serve(app, host, port, graceful_timeout, stop.wait, keep_alive_seconds=keep_alive_seconds)
 
 
 class FrontDoor:
@@ -149,23 +170,26 @@ class FrontDoor:
         self._unread: set[asyncio.Task[Any]] = set()  # connections whose first head has not come yet
         self._taken: set[asyncio.Task[Any]] = set()
 
-    async def serve(self, host: str, port: int, shutdown_trigger: Callable[[], Awaitable[Any]]) -> None:
+    async def serve(
+        self, host: str, ports: Sequence[int], shutdown_trigger: Callable[[], Awaitable[Any]]
+    ) -> None:
         self.config.bind = [f"unix:{self.backend}"]
         stop_backend = asyncio.Event()
         backend = asyncio.create_task(
             hypercorn_serve(self.app, self.config, shutdown_trigger=stop_backend.wait),  # type: ignore[arg-type]
             name="hypercorn",
         )
-        server: asyncio.Server | None = None
+        servers: list[asyncio.Server] = []
         try:
             await self._backend_listening(backend)
-            server = await asyncio.start_server(self._connection, host, port, limit=MAX_HEAD_BYTES)
+            for port in ports:
+                servers.append(await asyncio.start_server(self._connection, host, port, limit=MAX_HEAD_BYTES))
             stopping = asyncio.ensure_future(shutdown_trigger())
             await asyncio.wait({stopping, backend}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             await asyncio.gather(stopping, return_exceptions=True)
         finally:
-            if server is not None:
+            for server in servers:
                 server.close()
             for task in self._unread:
                 task.cancel()
@@ -178,7 +202,7 @@ class FrontDoor:
                 for task in self._connections:
                     task.cancel()
                 await asyncio.gather(*self._connections, return_exceptions=True)
-                if server is not None:
+                for server in servers:
                     await server.wait_closed()
 
     async def _backend_listening(self, backend: asyncio.Task[None]) -> None:

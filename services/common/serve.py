@@ -9,7 +9,6 @@ commit consumer offsets and flush telemetry.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
@@ -20,6 +19,7 @@ from hypercorn.config import Config
 from services.common.app import ServiceApp
 from services.common.config import ConfigError, ServiceSettings
 from services.common.flags import FlagsNotReady
+from services.common.signals import stop_on_signals
 from services.common.telemetry import setup_telemetry
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -62,13 +62,5 @@ def usage(name: str, settings_type: type[ServiceSettings]) -> str:
 
 
 async def _serve(app: ServiceApp, config: Config) -> None:
-    stop = asyncio.Event()
-
-    def stopping() -> None:
-        app.drain.stop()
-        stop.set()
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping)
+    stop = stop_on_signals(app.drain.stop)
     await serve(app, config, shutdown_trigger=stop.wait)

@@ -9,17 +9,13 @@ times and deregistration delays (a tenth of AWS's by default: a 15 s check inter
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-
 from sim.alb.dataplane import ConnectionCut, DataPlane
 from sim.aws import DEFAULT_PORT
+from sim.serving import ERROR_LOG, serve_until_signalled
 
 GRACEFUL_TIMEOUT_SECONDS = 5.0
 KEEP_ALIVE_SECONDS = 65.0  # an ALB's default idle timeout is 60 s: clients close first
@@ -79,14 +75,6 @@ class _CutsAreNoErrors(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], ConnectionCut))
 
 
-async def _serve(app: DataPlane, config: Config) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(
@@ -100,14 +88,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         poll_interval=args.poll_interval,
         time_scale=args.time_scale,
     )
-    config = Config()
-    config.bind = [f"{args.host}:{port}" for port in [*args.listeners, args.admin_port]]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.errorlog.addFilter(_CutsAreNoErrors())
-    config.graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
-    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
-    asyncio.run(_serve(app, config))
+    ERROR_LOG.addFilter(_CutsAreNoErrors())
+    serve_until_signalled(
+        app,
+        args.host,
+        [*args.listeners, args.admin_port],
+        GRACEFUL_TIMEOUT_SECONDS,
+        keep_alive_seconds=KEEP_ALIVE_SECONDS,
+    )
 
 
 if __name__ == "__main__":

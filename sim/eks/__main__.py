@@ -7,17 +7,16 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-
+from services.common.signals import stop_on_signals
 from sim.eks.admin import AdminApp
 from sim.eks.binding import ADDRESS_BLOCKS, EksBinding
+from sim.serving import serve
 
 DEFAULT_PORT = 4580
+ADMIN_GRACEFUL_TIMEOUT_SECONDS = 1.0
 IMAGE_STORE_VARIABLE = "SHOPSTACK_IMAGE_STORE"
 
 
@@ -65,10 +64,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     args.image_store.mkdir(parents=True, exist_ok=True)
     binding = EksBinding(
         args.aws_endpoint,
@@ -78,11 +74,9 @@ async def run(args: argparse.Namespace) -> None:
         args.address_blocks,
         alb_admin_url=args.alb_admin_url,
     )
-    config = Config()
-    config.bind = [f"{args.host}:{args.port}"]
-    config.accesslog = None
-    config.graceful_timeout = 1.0
-    admin = asyncio.create_task(serve(AdminApp(binding.describe), config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    admin = asyncio.create_task(
+        serve(AdminApp(binding.describe), args.host, args.port, ADMIN_GRACEFUL_TIMEOUT_SECONDS, stop.wait)
+    )
     try:
         await binding.run(stop)
     finally:
