@@ -4,17 +4,24 @@
     pyinfra inventory/local.py infra.ops.set_flag flag=paymentFailure value=off
     pyinfra inventory/local.py infra.ops.scale service=cart replicas=3
     pyinfra inventory/local.py infra.ops.restart service=cart
+    pyinfra inventory/local.py infra.ops.rollback service=cart
+    pyinfra inventory/local.py infra.ops.load users=20                # the load generator's shoppers
+    pyinfra inventory/local.py infra.ops.set_flag flag=loadGeneratorFloodHomepage value=100
     pyinfra inventory/local.py fact infra.aws.record.LatestRecord     # the last deploy's record
 
-A flag or a replica count set here is kept in the state bucket (`overrides.json`) and applied by every
-later deploy, so a deploy does not undo what an operator chose; `value=off` clears a flag. The change
-itself is applied at once: the flags ConfigMap (the services reload it), or the service's Deployment and
-HPA as the model renders them with the new count (an HPA's minimum, for the services it scales).
+A flag, a replica count or the load generator's shoppers set here is kept in the state bucket
+(`overrides.json`) and applied by every later deploy, so a deploy does not undo what an operator chose;
+`value=off` clears a flag, `users=0` stops the load (its web UI stays up). The change
+itself is applied at once: the flags ConfigMap (the services reload it), or the service's Deployments and
+HPA as the model renders them with the new count (an HPA's minimum, for the services it scales). A
+rollback releases a blue-green service's previous run (what its idle colour holds) exactly as a deploy
+releases a new one, and is kept too: later deploys do not release the rolled-back image again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
 from pyinfra.api.command import FunctionCommand
@@ -25,10 +32,15 @@ from pyinfra.api.state import State
 from pyinfra.context import host
 
 from infra.cloud import cloud_of
-from infra.desired import Overrides, model_config, write_overrides
+from infra.desired import Overrides, current_objects, live_workloads, model_config, write_overrides
 from infra.k8s import apply as k8s_apply
-from infra.k8s import rollout
+from infra.k8s import release, rollout
+from infra.k8s.facts import Obj
+from infra.k8s.release import plan_releases, plan_rollback
 from infra.model import SERVICE_NAMES, render
+from infra.model.load_generator import MAX_USERS
+from infra.model.release import coloured
+from infra.model.services import ALB_BACKEND, LOAD_GENERATOR
 from services.common.flag_contract import NUMERIC_FLAGS, Flag
 
 NAME_LABEL = "app.kubernetes.io/name"
@@ -84,24 +96,97 @@ def set_flag(flag: str, value: str = "on") -> Generator[FunctionCommand, None, N
 @operation()
 def scale(service: str, replicas: int) -> Generator[FunctionCommand, None, None]:
     """Run `replicas` pods of `service`, now and after every later deploy."""
-    if service not in SERVICE_NAMES:
-        raise OperationValueError(f"unknown service {service!r} (services: {', '.join(SERVICE_NAMES)})")
+    _known(service)
     current, updated = _overridden("replicas", service, int(replicas))
     if updated != current:
         yield FunctionCommand(_save, (updated,), {})
     settings = cloud_of(host).settings
-    objects = [
-        o
-        for o in render(model_config(settings, updated))
-        if o["kind"] in SCALED_KINDS and o["metadata"].get("labels", {}).get(NAME_LABEL) == service
-    ]
+    objects = _of_service(current_objects(host, settings, updated)[0], service, SCALED_KINDS)
     yield from k8s_apply.apply._inner(objects=objects)
     yield from rollout.wait_for_rollouts._inner(objects=objects, timeout=settings.rollout_timeout_seconds)
 
 
-@operation(is_idempotent=False)
-def restart(service: str) -> Generator[FunctionCommand, None, None]:
-    """Replace `service`'s pods, one rollout step at a time (as `kubectl rollout restart`)."""
+def load_users_value(users: str | int) -> int:
+    """`users` as the load generator takes it: a whole number from 0 to `MAX_USERS`."""
+    text = str(users).strip()
+    if not text.isdigit() or int(text) > MAX_USERS:
+        raise OperationValueError(f"users takes a whole number from 0 to {MAX_USERS}, not {users!r}")
+    return int(text)
+
+
+@operation()
+def load(users: str | int) -> Generator[FunctionCommand, None, None]:
+    """Run `users` shoppers in the load generator (0: none), now and after every later deploy: its
+    ConfigMap and its pod, replaced with the new count."""
+    current, updated = _overridden("load", "users", load_users_value(users))
+    if updated != current:
+        yield FunctionCommand(_save, (updated,), {})
+    settings = cloud_of(host).settings
+    objects = _of_service(
+        render(model_config(settings, updated)), LOAD_GENERATOR, ("ConfigMap", "Deployment")
+    )
+    yield from k8s_apply.apply._inner(objects=objects)
+    yield from rollout.wait_for_rollouts._inner(objects=objects, timeout=settings.rollout_timeout_seconds)
+
+
+def _of_service(objects: list[Obj], service: str, kinds: tuple[str, ...]) -> list[Obj]:
+    return [
+        o
+        for o in objects
+        if o["kind"] in kinds and o["metadata"].get("labels", {}).get(NAME_LABEL) == service
+    ]
+
+
+def _known(service: str) -> None:
     if service not in SERVICE_NAMES:
         raise OperationValueError(f"unknown service {service!r} (services: {', '.join(SERVICE_NAMES)})")
-    yield from rollout.restart._inner(service=service)
+
+
+@operation(is_idempotent=False)
+def restart(service: str) -> Generator[FunctionCommand, None, None]:
+    """Replace the pods of `service` (its live colour's), one rollout step at a time (as `kubectl rollout
+    restart`)."""
+    _known(service)
+    settings = cloud_of(host).settings
+    overrides = host.get_fact(Overrides, bucket=settings.state_bucket)
+    live = current_objects(host, settings, overrides)[1].live(service)
+    yield from rollout.restart._inner(deployment=coloured(service, live) if live else service)
+
+
+@operation(is_idempotent=False)
+def rollback(service: str) -> Generator[FunctionCommand, None, None]:
+    """Release `service`'s previous run again: its idle colour (still serving, or at zero replicas) is
+    brought up, checked and switched to, as a deploy releases; the image rolled back from is not released
+    again by later deploys."""
+    _known(service)
+    settings = cloud_of(host).settings
+    overrides = host.get_fact(Overrides, bucket=settings.state_bucket)
+    config = model_config(settings, overrides)
+    live = live_workloads(host)
+    try:
+        plan = plan_rollback(config, live, service)
+    except ValueError as err:
+        raise OperationValueError(str(err)) from None
+    (move,) = plan.moves
+    rolled_back = plan.current[service].runs[move.old].image
+    pinned = {**overrides, "rolled_back": {**overrides.get("rolled_back", {}), service: rolled_back}}
+    if pinned != overrides:
+        yield FunctionCommand(_save, (pinned,), {})
+    others = plan_releases(config, live, pinned["rolled_back"]).current
+    staged, switched, final = (
+        _release_objects(render(replace(config, releases={**others, **phase})), service)
+        for phase in (plan.staged, plan.switched, plan.final)
+    )
+    yield from k8s_apply.apply._inner(objects=staged)
+    yield from rollout.wait_for_rollouts._inner(objects=staged, timeout=settings.rollout_timeout_seconds)
+    yield from release.smoke_checks._inner(moves=plan.moves)
+    yield from k8s_apply.apply._inner(objects=switched, after=staged)
+    yield from release.drain._inner(moves=plan.moves, seconds=settings.deregistration_delay_seconds)
+    yield from k8s_apply.apply._inner(objects=final, after=switched)
+
+
+def _release_objects(objects: list[Obj], service: str) -> list[Obj]:
+    """What a release of `service` changes: its Deployments, Services and HPA, and the Ingress's weights
+    when it is the ALB's backend."""
+    ingress = [o for o in objects if o["kind"] == "Ingress"] if service == ALB_BACKEND else []
+    return _of_service(objects, service, ("Deployment", "Service", "HorizontalPodAutoscaler")) + ingress

@@ -22,7 +22,7 @@ import kubernetes_validate
 import yaml
 
 from infra.model import ModelConfig, render
-from infra.model.services import SERVICE_NAMES
+from infra.model.render import IMAGE_NAMES
 
 KUBERNETES_VERSION = "1.30.0"
 SAMPLE_DIGEST = "sha256:" + "0" * 64
@@ -30,12 +30,12 @@ SAMPLE_DIGEST = "sha256:" + "0" * 64
 
 def sample_configs() -> list[ModelConfig]:
     """A config of each stage, shaped as the inventories fill them."""
-    local_images = {name: f"127.0.0.1:5000/shopstack/{name}@{SAMPLE_DIGEST}" for name in SERVICE_NAMES}
+    local_images = {name: f"127.0.0.1:5000/shopstack/{name}@{SAMPLE_DIGEST}" for name in IMAGE_NAMES}
     registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    aws_images = {name: f"{registry}/shopstack/{name}@{SAMPLE_DIGEST}" for name in SERVICE_NAMES}
+    aws_images = {name: f"{registry}/shopstack/{name}@{SAMPLE_DIGEST}" for name in IMAGE_NAMES}
     roles = {
         name: f"arn:aws:iam::123456789012:role/shopstack-{name}"
-        for name in ("cart", "accounting", "aws-load-balancer-controller")
+        for name in ("cart", "accounting", "aws-load-balancer-controller", "cluster-autoscaler")
     }
     return [
         ModelConfig(

@@ -15,6 +15,19 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 INSTANCE_TYPES = ("t3.medium", "t3.large")
+#: the monitoring's clock on an emulator stage, as a fraction of AWS's (`Settings.alert_time_scale`)
+EMULATOR_ALERT_TIME_SCALE = 0.1
+#: the autoscaling's clock on an emulator stage, as a fraction of AWS's (`Settings.autoscaling_time_scale`)
+EMULATOR_AUTOSCALING_TIME_SCALE = 0.1
+#: the HPAs' CPU target in AWS and on an emulator stage (`Settings.hpa_cpu_target_percent`)
+HPA_CPU_TARGET_PERCENT = 70
+EMULATOR_HPA_CPU_TARGET_PERCENT = 30
+#: EC2 on-demand prices, USD per instance-hour, Linux, us-east-1, as AWS's price list gives them on
+#: INSTANCE_PRICES_DATE (unchanged since the T3 launch in 2018; these machines cannot reach AWS's price
+#: list to check them again): what the autoscaling benchmark costs node-hours at
+INSTANCE_PRICES_USD_PER_HOUR: dict[str, float] = {"t3.medium": 0.0416, "t3.large": 0.0832}
+INSTANCE_PRICES_DATE = "2026-11-01"
+INSTANCE_PRICES_REGION = "us-east-1"
 
 
 class SettingsError(Exception):
@@ -37,6 +50,27 @@ class NodeGroup(BaseModel):
                 f"{self.min_size} <= {self.desired_size} <= {self.max_size}"
             )
         return self
+
+
+class ClusterAutoscaler(BaseModel):
+    """The cluster autoscaler's settings, rendered as its flags; upstream's defaults (cluster-autoscaler
+    1.30's FAQ). Times are AWS's: a stage's `autoscaling_time_scale` shortens them on an emulator.
+
+    `expander`: how a scale-up picks among node groups that would all fit the pending pods (upstream's
+    `random`, `most-pods`, `least-waste`); with the deploy's one node group every expander picks it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: run it; None: where the cluster's nodes follow the EKS node group (aws and local, not kind)
+    enabled: bool | None = None
+    scan_interval_seconds: float = Field(default=10, gt=0)
+    scale_down_unneeded_seconds: float = Field(default=600, ge=0)
+    scale_down_delay_after_add_seconds: float = Field(default=600, ge=0)
+    scale_down_delay_after_failure_seconds: float = Field(default=180, ge=0)
+    #: a node whose pods request less than this share of its allocatable (cpu or memory) is unneeded
+    scale_down_utilization_threshold: float = Field(default=0.5, gt=0, le=1)
+    expander: Literal["random", "most-pods", "least-waste"] = "random"
+    balance_similar_node_groups: bool = False
 
 
 class Settings(BaseModel):
@@ -84,12 +118,48 @@ class Settings(BaseModel):
     lock_ttl_seconds: int = Field(default=3600, ge=60)
     #: break a lock another deploy holds (`--data break_lock=true`): only when that deploy is known dead
     break_lock: bool = False
+    #: the GitHub repository ("owner/name") whose Actions deliver this target; with it the deploy makes
+    #: GitHub's OIDC provider and the pipeline's roles (`infra.aws.iam.delivery_roles`); None: neither
+    github_repository: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
+    #: the GitHub environment whose jobs, and only they, may deploy this target (`<project>-deliver`)
+    github_environment: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
+    #: the branch whose environment-less jobs (the scheduled drift check) may read it (`<project>-drift`)
+    github_branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
     rollout_timeout_seconds: float = Field(default=300, gt=0)
     flags: dict[str, bool | float] = Field(default_factory=dict)
     #: run Prometheus in the cluster; the local inventory turns it off where its stand-in, the
     #: `prometheus` binary, is not installed
     prometheus: bool = True
     replicas: dict[str, int] = Field(default_factory=dict)
+    #: environment variables set on a service beyond the model's (its ConfigMap): a change is released
+    service_env: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: how each service is released: `blue-green` (every service, unless named here) or `rolling`
+    release_strategies: dict[str, Literal["blue-green", "rolling"]] = Field(default_factory=dict)
+    #: how many services a deploy releases at once: each wave needs room for a second colour of each
+    release_wave_size: int = Field(default=3, ge=1, le=20)
+    #: how long the ALB keeps a deregistered target draining, and the old colour of a release up after
+    #: the switch (AWS's default is 300 s; the deploy sets it on every target group)
+    deregistration_delay_seconds: int = Field(default=30, ge=0, le=3600)
+    #: the load generator's shoppers (Locust users; `infra.ops.load` changes it on a running shop); 0: none
+    load_users: int = Field(default=5, ge=0, le=500)
+    #: the monitoring's clock, as a fraction of AWS's: the alert rules' `for:` and range windows,
+    #: Alertmanager's grouping waits, the scrape and probe intervals are AWS's times this (floored where a
+    #: window needs scrapes in it). None: the stage's own, 1 in AWS, a tenth on an emulator (the local
+    #: cloud, kind), so that an alert the suite provokes fires in seconds there and in minutes in AWS
+    alert_time_scale: float | None = Field(default=None, gt=0, le=1)
+    #: the cluster autoscaler (its flags; upstream's defaults)
+    cluster_autoscaler: ClusterAutoscaler = ClusterAutoscaler()
+    #: the HPAs' CPU target, percent of the pods' CPU requests (what the HPA controller scales out past).
+    #: None: the stage's own, 70 in AWS, EMULATOR_HPA_CPU_TARGET_PERCENT on an emulator, whose pods all
+    #: share this machine's two cores: a load it can make measures as a fraction of what a node gives
+    hpa_cpu_target_percent: int | None = Field(default=None, ge=1, le=1000)
+    #: how long an HPA keeps its highest recent recommendation before it scales in (Kubernetes' default
+    #: `behavior.scaleDown.stabilizationWindowSeconds`), in AWS's clock like the autoscaler's times
+    hpa_scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600)
+    #: the autoscaling's clock as a fraction of AWS's: the cluster autoscaler's times and the HPAs'
+    #: stabilization window are the settings' times this. None: the stage's own, 1 in AWS, a tenth on an
+    #: emulator (the local cloud, kind), so that the suite sees nodes come and go in minutes there
+    autoscaling_time_scale: float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -101,6 +171,42 @@ class Settings(BaseModel):
         if self.kube_access == "kubeconfig" and self.kubeconfig is None:
             raise ValueError("kube_access kubeconfig needs kubeconfig (the file's path)")
         return self
+
+    @model_validator(mode="after")
+    def _delivered_from_github(self) -> Self:
+        if self.github_repository is not None and self.github_environment is None:
+            raise ValueError(
+                "github_repository needs github_environment (the GitHub environment that deploys)"
+            )
+        return self
+
+    @property
+    def alert_scale(self) -> float:
+        """`alert_time_scale`, or the stage's own when it is not set."""
+        if self.alert_time_scale is not None:
+            return self.alert_time_scale
+        return 1.0 if self.stage == "aws" else EMULATOR_ALERT_TIME_SCALE
+
+    @property
+    def autoscaling_scale(self) -> float:
+        """`autoscaling_time_scale`, or the stage's own when it is not set."""
+        if self.autoscaling_time_scale is not None:
+            return self.autoscaling_time_scale
+        return 1.0 if self.stage == "aws" else EMULATOR_AUTOSCALING_TIME_SCALE
+
+    @property
+    def hpa_cpu_target(self) -> int:
+        """`hpa_cpu_target_percent`, or the stage's own when it is not set."""
+        if self.hpa_cpu_target_percent is not None:
+            return self.hpa_cpu_target_percent
+        return HPA_CPU_TARGET_PERCENT if self.stage == "aws" else EMULATOR_HPA_CPU_TARGET_PERCENT
+
+    @property
+    def cluster_autoscaler_enabled(self) -> bool:
+        """Whether the deploy runs the cluster autoscaler: the setting, else where nodes follow the node
+        group (not on kind, whose nodes are its own)."""
+        enabled = self.cluster_autoscaler.enabled
+        return self.stage != "kind" if enabled is None else enabled
 
     @property
     def zones(self) -> tuple[str, str, str]:

@@ -24,12 +24,22 @@ launcher serves EKS's add-on API itself (`EksAddons`) with its request and respo
 of the clusters moto holds (an add-on goes with its cluster). As everything in the emulator, an add-on is
 ACTIVE at once and an update done at once. The add-ons are EKS's own (`ADDON_VERSIONS`, at their default
 version unless `addonVersion` names another), their `configurationValues` a JSON or YAML object (the VPC
-CNI's `enableNetworkPolicy` "true" or "false"). Every other path is moto's (`/moto-api/` included).
+CNI's `enableNetworkPolicy` "true" or "false").
+
+moto does not check a node group's sizes; EKS does, and the cluster autoscaler and the deploy rely on it.
+So `CreateNodegroup` and `UpdateNodegroupConfig` (`POST /clusters/<cluster>/node-groups[/<group>/
+update-config]`) whose `scalingConfig`, with what the group has for what the request leaves out, is not
+min <= desired <= max fail as in EKS (`NodegroupSizes`: 400 `InvalidParameterException`, EKS's message)
+before moto sees them. moto tags clusters only; EKS tags node groups too (the cluster autoscaler's
+auto-discovery tags), so `TagResource`, `UntagResource` and `ListTagsForResource` of a node group's ARN
+(`/tags/<arn>`) are answered here, on moto's node group (`NodegroupTags`). Every other path is moto's
+(`/moto-api/` included).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -310,17 +320,181 @@ def _page(names: list[str], query: dict[str, list[str]]) -> dict[str, Any]:
     return page
 
 
+_NODEGROUP_PATH = re.compile(r"^/clusters/([^/]+)/node-groups(?:/([^/]+)/update-config)?/?$")
+
+
+class NodegroupSizes:
+    """EKS's checks of a node group's `scalingConfig` (minSize <= desiredSize <= maxSize), which moto
+    does not make, with the messages EKS gives: `CreateNodegroup` checks the request's sizes (moto's
+    defaults for those it leaves out), `UpdateNodegroupConfig` the request's over the group's own."""
+
+    @staticmethod
+    def matches(environ: WSGIEnvironment) -> bool:
+        path = str(environ.get("PATH_INFO") or "")
+        return environ.get("REQUEST_METHOD") == "POST" and _NODEGROUP_PATH.match(path) is not None
+
+    def check(self, environ: WSGIEnvironment) -> AddonError | None:
+        """The error EKS answers the request with, or None to pass it on (its body is read and put back,
+        so that moto reads it as sent)."""
+        match = _NODEGROUP_PATH.match(str(environ.get("PATH_INFO") or ""))
+        assert match is not None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        if not 0 < length <= MAX_BODY_BYTES:
+            return None
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return None
+        scaling = request.get("scalingConfig") if isinstance(request, dict) else None
+        if not isinstance(scaling, dict) or not scaling:
+            return None
+        cluster = unquote(match.group(1))
+        group = unquote(match.group(2)) if match.group(2) else str(request.get("nodegroupName") or "")
+        if match.group(2) is None:
+            return self._sizes({**DEFAULT_SCALING, **scaling}, cluster, group, update=False)
+        current = _nodegroup_scaling(environ, cluster, group)
+        if current is None:  # no such group: moto says so
+            return None
+        return self._sizes({**current, **scaling}, cluster, group, update=True)
+
+    @staticmethod
+    def _sizes(sizes: dict[str, Any], cluster: str, group: str, *, update: bool) -> AddonError | None:
+        try:
+            low, desired, high = (int(sizes[key]) for key in ("minSize", "desiredSize", "maxSize"))
+        except (KeyError, TypeError, ValueError):
+            return None  # botocore validates the types; moto answers the rest
+        if low > high:
+            message = "minSize can't be greater than maxSize"
+        elif desired > high:
+            message = "desiredSize can't be greater than maxSize"
+        elif low > desired:
+            message = (
+                f"Minimum capacity {low} can't be greater than desired size {desired}"
+                if update
+                else "minSize can't be greater than desiredSize"
+            )
+        else:
+            return None
+        return AddonError(400, "InvalidParameterException", message, clusterName=cluster, nodegroupName=group)
+
+
+#: moto's sizes of a node group made without them
+DEFAULT_SCALING = {"minSize": 2, "maxSize": 2, "desiredSize": 2}
+
+
+def _nodegroup_scaling(environ: WSGIEnvironment, cluster: str, group: str) -> dict[str, Any] | None:
+    """The sizes moto holds for node group `group` of `cluster` (the caller's account and region)."""
+    from moto.eks.models import eks_backends
+    from moto.iam.models import get_account_id_from
+
+    match = _CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION") or ""))
+    if match is None:
+        return None
+    try:
+        found = eks_backends[get_account_id_from(match.group(1))][match.group(2)].clusters.get(cluster)
+    except KeyError:
+        return None
+    nodegroup = found.nodegroups.get(group) if found is not None else None
+    return dict(nodegroup.scaling_config) if nodegroup is not None else None
+
+
+_NODEGROUP_TAGS_PATH = re.compile(r"^/tags/(arn:[^/]+:eks:[^/]+:\d+:nodegroup/.+)$")
+
+
+class NodegroupTags:
+    """EKS's tag API for node group ARNs, on moto's node groups (moto's own handles clusters only)."""
+
+    @staticmethod
+    def matches(path: str) -> bool:
+        return _NODEGROUP_TAGS_PATH.match(unquote(path)) is not None
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        match = _NODEGROUP_TAGS_PATH.match(unquote(str(environ.get("PATH_INFO") or "")))
+        assert match is not None
+        arn, method = match.group(1), str(environ.get("REQUEST_METHOD") or "GET")
+        nodegroup = _nodegroup_by_arn(arn)
+        if nodegroup is None:
+            error = AddonError(404, "NotFoundException", "Resource was not found")
+            return _error_response(error, start_response)
+        body: dict[str, Any] = {}
+        if method == "GET":
+            body = {"tags": dict(nodegroup.tags)}
+        elif method == "POST":
+            request = _json_body(environ)
+            tags = request.get("tags") if isinstance(request, dict) else None
+            if not isinstance(tags, dict):
+                return _error_response(
+                    AddonError(400, "InvalidParameterException", "tags are required"), start_response
+                )
+            nodegroup.tags.update({str(k): str(v) for k, v in tags.items()})
+        elif method == "DELETE":
+            for key in parse_qs(str(environ.get("QUERY_STRING") or "")).get("tagKeys", []):
+                nodegroup.tags.pop(key, None)
+        else:
+            return _error_response(
+                AddonError(405, "InvalidRequestException", f"{method} is not allowed"), start_response
+            )
+        payload = json.dumps(body).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        )
+        return [payload]
+
+
+def _nodegroup_by_arn(arn: str) -> Any:
+    """moto's node group whose ARN is `arn`, or None."""
+    from moto.eks.models import eks_backends
+
+    parts = arn.split(":")
+    try:
+        clusters = eks_backends[parts[4]][parts[3]].clusters
+    except (KeyError, IndexError):
+        return None
+    for cluster in list(clusters.values()):
+        for nodegroup in list(cluster.nodegroups.values()):
+            if nodegroup.arn == arn:
+                return nodegroup
+    return None
+
+
+def _error_response(error: AddonError, start_response: StartResponse) -> Iterable[bytes]:
+    payload = json.dumps(error.body).encode()
+    start_response(
+        f"{error.status} {_REASONS.get(error.status, 'Error')}",
+        [
+            ("Content-Type", "application/json"),
+            ("x-amzn-ErrorType", error.code),
+            ("Content-Length", str(len(payload))),
+        ],
+    )
+    return [payload]
+
+
 class AdminRoutes:
-    """The admin routes under `aws.ADMIN_PREFIX` and EKS's add-on API; every other request goes to `moto`."""
+    """The admin routes under `aws.ADMIN_PREFIX`, EKS's add-on API, its node group size checks and node
+    group tags; every other request goes to `moto`."""
 
     def __init__(self, moto: WSGIApplication) -> None:
         self.moto = moto
         self.addons = EksAddons()
+        self.nodegroup_sizes = NodegroupSizes()
+        self.nodegroup_tags = NodegroupTags()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO") or "")
         if EksAddons.matches(path):
             return self.addons(environ, start_response)
+        if NodegroupTags.matches(path):
+            return self.nodegroup_tags(environ, start_response)
+        if NodegroupSizes.matches(environ):
+            error = self.nodegroup_sizes.check(environ)
+            if error is not None:
+                return _error_response(error, start_response)
         if not path.startswith(aws.ADMIN_PREFIX):
             return self.moto(environ, start_response)
         status, body = self._route(environ, path.removeprefix(aws.ADMIN_PREFIX).split("/"))

@@ -5,11 +5,20 @@ cluster security group (`infra.aws.network`), the cluster role (`infra.aws.iam`)
 endpoint access, api/audit control plane logs, and secrets encrypted with the project's KMS key
 (`alias/<project>-eks-secrets`, made on first create). Drift in logging or endpoint access is updated in
 place; an older version is upgraded with `update_cluster_version` (the emulator does not implement it).
+The cluster's pod network enforces NetworkPolicies: its VPC CNI is the EKS add-on `vpc-cni` with the
+network policy agent on (`configurationValues` `{"enableNetworkPolicy": "true"}`), made with the cluster
+(before any node, so nodes start with it; `OVERWRITE` adopts the self-managed CNI a new cluster has), and
+turned on in place (`PRESERVE`, keeping any other value set) where it is off; every change is awaited and
+then checked on the add-on itself.
 
 `node_group()`: `<project>-nodes` in the private subnets (the local cloud's EKS binding puts its nodes in
 those subnets' zones and sizes them by `instanceTypes` and `scalingConfig.desiredSize`), at the cluster's
-version (given explicitly: the emulator defaults to 1.19), with the node role and labels. Sizes and labels
-are updated in place with `update_nodegroup_config`. An instance type cannot change in place, and
+version (given explicitly: the emulator defaults to 1.19), with the node role and labels, and the cluster
+autoscaler's auto-discovery tags (`k8s.io/cluster-autoscaler/enabled`, `k8s.io/cluster-autoscaler/<cluster>`
+= `owned`: EKS puts them on the group's Auto Scaling group too), added to a group that lacks them. Sizes
+and labels are updated in place with `update_nodegroup_config`; where the cluster autoscaler runs, the
+desired size is the settings' at creation only and the autoscaler's afterwards (a deploy changes min and
+max, and the desired size only to bring it inside them). An instance type cannot change in place, and
 replacing the node group would drain every pod at once, so a changed instance type fails the operation
 with one line saying how to replace it on purpose (`node_group(present=False)`, then deploy again).
 
@@ -19,11 +28,13 @@ teardown runs operations in reverse) and waits until the resource is gone.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Generator
 from typing import Any
 
+import yaml
 from botocore.exceptions import ClientError
 from pyinfra.api.command import FunctionCommand
 from pyinfra.api.exceptions import OperationError
@@ -37,6 +48,7 @@ from infra.aws.network import network_ids
 from infra.aws.tags import tags
 from infra.cloud import Cloud, cloud_of
 from infra.fact import ApiFact
+from infra.model.cluster_autoscaler import discovery_tags
 from infra.settings import Settings
 
 log = logging.getLogger("pyinfra")
@@ -44,6 +56,10 @@ log = logging.getLogger("pyinfra")
 ACTIVE = "ACTIVE"
 LOG_TYPES = ("api", "audit")
 CLUSTER_WAIT_SECONDS = 1800
+ADDON_WAIT_SECONDS = 900
+#: the add-on whose network policy agent enforces NetworkPolicies, and the values that turn it on
+VPC_CNI = "vpc-cni"
+NETWORK_POLICY = {"enableNetworkPolicy": "true"}
 NODE_GROUP_WAIT_SECONDS = 1500
 POLL_SECONDS = 15
 
@@ -117,6 +133,45 @@ class Cluster(ApiFact[dict[str, Any] | None]):
         }
 
 
+def _describe_addon(cloud: Cloud, cluster_name: str, addon_name: str) -> dict[str, Any] | None:
+    try:
+        answer = cloud.client("eks").describe_addon(clusterName=cluster_name, addonName=addon_name)
+    except ClientError as err:
+        if _missing(err):  # no such add-on, or no such cluster
+            return None
+        raise
+    return answer["addon"]  # type: ignore[no-any-return]
+
+
+def addon_configuration(addon: dict[str, Any]) -> dict[str, Any]:
+    """An add-on's `configurationValues` (JSON or YAML) as a mapping; {} when it has none."""
+    text = addon.get("configurationValues") or ""
+    parsed = yaml.safe_load(text) if text.strip() else {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def enforces_network_policies(configuration: dict[str, Any]) -> bool:
+    return all(str(configuration.get(key)).lower() == value for key, value in NETWORK_POLICY.items())
+
+
+class Addon(ApiFact[dict[str, Any] | None]):
+    """An EKS add-on's status, version and configuration values (parsed); None when the cluster has no
+    such add-on (or there is no cluster)."""
+
+    def command(self, cluster_name: str, addon_name: str) -> str:
+        return self.request(cluster_name=cluster_name, addon_name=addon_name)
+
+    def read(self, cloud: Cloud, cluster_name: str, addon_name: str) -> dict[str, Any] | None:  # type: ignore[override]
+        addon = _describe_addon(cloud, cluster_name, addon_name)
+        if addon is None:
+            return None
+        return {
+            "status": addon["status"],
+            "version": addon.get("addonVersion"),
+            "configuration": addon_configuration(addon),
+        }
+
+
 class NodeGroup(ApiFact[dict[str, Any] | None]):
     """The node group's status, version, instance types, sizes, subnets, role and labels; None when absent."""
 
@@ -136,6 +191,8 @@ class NodeGroup(ApiFact[dict[str, Any] | None]):
             "subnets": sorted(group.get("subnets") or []),
             "role": group.get("nodeRole"),
             "labels": dict(group.get("labels") or {}),
+            "tags": dict(group.get("tags") or {}),
+            "arn": group.get("nodegroupArn"),
         }
 
 
@@ -162,6 +219,14 @@ def _cluster_status(cloud: Cloud) -> Callable[[], str | None]:
     def status() -> str | None:
         cluster = _describe_cluster(cloud, cloud.settings.cluster_name)
         return None if cluster is None else str(cluster["status"])
+
+    return status
+
+
+def _addon_status(cloud: Cloud, addon_name: str) -> Callable[[], str | None]:
+    def status() -> str | None:
+        addon = _describe_addon(cloud, cloud.settings.cluster_name, addon_name)
+        return None if addon is None else str(addon["status"])
 
     return status
 
@@ -259,6 +324,62 @@ def _delete_cluster(state: State, host: Host) -> None:
     kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
 
 
+def _check_network_policy(cloud: Cloud) -> None:
+    """The VPC CNI add-on, once ACTIVE, has its network policy agent on; else the operation fails."""
+    addon = _describe_addon(cloud, cloud.settings.cluster_name, VPC_CNI)
+    if addon is None or not enforces_network_policies(addon_configuration(addon)):
+        found = "no such add-on" if addon is None else repr(addon.get("configurationValues"))
+        raise OperationError(
+            f"the {VPC_CNI} add-on of cluster {cloud.settings.cluster_name} does not enforce NetworkPolicies "
+            f"after the change ({found})"
+        )
+
+
+def _create_vpc_cni(state: State, host: Host) -> None:
+    cloud = cloud_of(host)
+    s = cloud.settings
+    cloud.client("eks").create_addon(
+        clusterName=s.cluster_name,
+        addonName=VPC_CNI,
+        configurationValues=json.dumps(NETWORK_POLICY, sort_keys=True),
+        resolveConflicts="OVERWRITE",
+        tags=tags(s.project, f"{s.cluster_name}-{VPC_CNI}"),
+    )
+    _wait(host, f"add-on {VPC_CNI}", _addon_status(cloud, VPC_CNI), ACTIVE, ADDON_WAIT_SECONDS)
+    _check_network_policy(cloud)
+
+
+def _update_vpc_cni(state: State, host: Host, configuration: dict[str, Any]) -> None:
+    cloud = cloud_of(host)
+    cloud.client("eks").update_addon(
+        clusterName=cloud.settings.cluster_name,
+        addonName=VPC_CNI,
+        configurationValues=json.dumps(configuration, sort_keys=True),
+        resolveConflicts="PRESERVE",
+    )
+    _wait(host, f"add-on {VPC_CNI}", _addon_status(cloud, VPC_CNI), ACTIVE, ADDON_WAIT_SECONDS)
+    _check_network_policy(cloud)
+
+
+def _await_vpc_cni(state: State, host: Host) -> None:
+    cloud = cloud_of(host)
+    _wait(host, f"add-on {VPC_CNI}", _addon_status(cloud, VPC_CNI), ACTIVE, ADDON_WAIT_SECONDS)
+    _check_network_policy(cloud)
+
+
+def _vpc_cni_changes(addon: dict[str, Any] | None) -> list[FunctionCommand]:
+    """What makes the cluster's VPC CNI add-on enforce NetworkPolicies: nothing when it does."""
+    if addon is None:
+        return [FunctionCommand(_create_vpc_cni, (), {})]
+    if addon["status"] in ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED", "DEGRADED", "DELETING"):
+        raise OperationError(f"the {VPC_CNI} add-on is {addon['status']}: see its health issues in EKS")
+    if not enforces_network_policies(addon["configuration"]):
+        return [FunctionCommand(_update_vpc_cni, ({**addon["configuration"], **NETWORK_POLICY},), {})]
+    if addon["status"] != ACTIVE:  # CREATING or UPDATING, with the agent on: wait for it
+        return [FunctionCommand(_await_vpc_cni, (), {})]
+    return []
+
+
 @operation()
 def cluster(present: bool = True) -> Generator[FunctionCommand, None, None]:
     """The EKS cluster, ACTIVE, as declared (see the module docstring)."""
@@ -272,6 +393,7 @@ def cluster(present: bool = True) -> Generator[FunctionCommand, None, None]:
         return
     if current is None:
         yield FunctionCommand(_create_cluster, (), {})
+        yield FunctionCommand(_create_vpc_cni, (), {})
         return
     if current["status"] != ACTIVE:
         raise OperationError(
@@ -291,8 +413,12 @@ def cluster(present: bool = True) -> Generator[FunctionCommand, None, None]:
                 "EKS cannot downgrade a cluster"
             )
         changes.append(FunctionCommand(_upgrade_cluster, (s.kubernetes_version,), {}))
+    changes += _vpc_cni_changes(host.get_fact(Addon, cluster_name=s.cluster_name, addon_name=VPC_CNI))
     if not changes:
-        host.noop(f"cluster {s.cluster_name} is ACTIVE at {current['version']}")
+        host.noop(
+            f"cluster {s.cluster_name} is ACTIVE at {current['version']}, "
+            f"its {VPC_CNI} enforcing NetworkPolicies"
+        )
     yield from changes
 
 
@@ -306,6 +432,29 @@ def _version(text: str) -> tuple[int, ...]:
 def _scaling(settings: Settings) -> dict[str, int]:
     group = settings.node_group
     return {"minSize": group.min_size, "desiredSize": group.desired_size, "maxSize": group.max_size}
+
+
+def scaling_change(settings: Settings, current: dict[str, int]) -> dict[str, int] | None:
+    """The `scalingConfig` that makes the group's sizes the settings' (None: they are). Where the cluster
+    autoscaler runs, the desired size is its own: only min and max are compared, and the desired size is
+    sent only to bring it inside them (EKS refuses a desired size outside min..max)."""
+    wanted = _scaling(settings)
+    if not settings.cluster_autoscaler_enabled:
+        return None if current == wanted else wanted
+    if (current.get("minSize"), current.get("maxSize")) == (wanted["minSize"], wanted["maxSize"]):
+        return None
+    change = {"minSize": wanted["minSize"], "maxSize": wanted["maxSize"]}
+    desired = current.get("desiredSize")
+    inside = wanted["desiredSize"] if desired is None else desired
+    inside = min(max(inside, change["minSize"]), change["maxSize"])
+    if inside != desired:
+        change["desiredSize"] = inside
+    return change
+
+
+def node_group_tags(settings: Settings) -> dict[str, str]:
+    """The node group's tags: the project's, and the cluster autoscaler's auto-discovery tags."""
+    return {**tags(settings.project, node_group_name(settings)), **discovery_tags(settings.cluster_name)}
 
 
 def _create_node_group(state: State, host: Host) -> None:
@@ -322,7 +471,7 @@ def _create_node_group(state: State, host: Host) -> None:
         capacityType="ON_DEMAND",
         scalingConfig=_scaling(s),
         labels=node_labels(s),
-        tags=tags(s.project, node_group_name(s)),
+        tags=node_group_tags(s),
     )
     _wait(
         host, f"node group {node_group_name(s)}", _node_group_status(cloud), ACTIVE, NODE_GROUP_WAIT_SECONDS
@@ -349,6 +498,10 @@ def _upgrade_node_group(state: State, host: Host, version: str) -> None:
     _wait(
         host, f"node group {node_group_name(s)}", _node_group_status(cloud), ACTIVE, NODE_GROUP_WAIT_SECONDS
     )
+
+
+def _tag_node_group(state: State, host: Host, arn: str, missing: dict[str, str]) -> None:
+    cloud_of(host).client("eks").tag_resource(resourceArn=arn, tags=missing)
 
 
 def _delete_node_group(state: State, host: Host) -> None:
@@ -383,8 +536,9 @@ def node_group(present: bool = True) -> Generator[FunctionCommand, None, None]:
             "to replace it (every pod restarts), run node_group(present=False) and deploy again"
         )
     changes: list[FunctionCommand] = []
-    if current["scaling"] != _scaling(s):
-        changes.append(FunctionCommand(_update_node_group, ({"scalingConfig": _scaling(s)},), {}))
+    resize = scaling_change(s, current["scaling"])
+    if resize is not None:
+        changes.append(FunctionCommand(_update_node_group, ({"scalingConfig": resize},), {}))
     wanted_labels = node_labels(s)
     if current["labels"] != wanted_labels:
         labels = {
@@ -398,6 +552,9 @@ def node_group(present: bool = True) -> Generator[FunctionCommand, None, None]:
         changes.append(FunctionCommand(_update_node_group, ({"labels": labels},), {}))
     if current["version"] != s.kubernetes_version:
         changes.append(FunctionCommand(_upgrade_node_group, (s.kubernetes_version,), {}))
+    missing = {k: v for k, v in node_group_tags(s).items() if current["tags"].get(k) != v}
+    if missing:
+        changes.append(FunctionCommand(_tag_node_group, (current["arn"], missing), {}))
     if not changes:
         scaling = current["scaling"]
         host.noop(

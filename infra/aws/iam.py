@@ -7,6 +7,14 @@ Policies compare as documents (`normalised`: keys sorted, single actions and res
 second run changes nothing and a hand edit is repaired. A trust policy that names the OIDC provider needs
 the cluster's issuer: at plan time without a cluster the plan says the role will be created, and the
 command reads the issuer when it runs (after `infra.aws.eks.cluster`).
+
+Delivery from GitHub Actions (when the settings name `github_repository`): GitHub's OIDC provider, one per
+account and shared by every target in it (removed only once no role trusts it), and two roles that only
+GitHub's tokens for that repository can assume: `<project>-deliver`, for the jobs of the GitHub environment
+`github_environment` (token subject `repo:<owner/name>:environment:<env>`), allowed what the deploy does;
+and `<project>-drift`, for the jobs on `github_branch` that name no environment (the scheduled drift check,
+which must not wait for an environment's reviewers), allowed only what the deploy reads (`--dry`).
+`delivery_policy` says where AWS cannot scope an action to the project.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from infra.aws.tags import PROJECT_TAG, tag_dict, tag_list, tags
 from infra.changes import changes
 from infra.cloud import Cloud, cloud_of
 from infra.fact import ApiFact
+from infra.model.cluster_autoscaler import cluster_tag
 from infra.settings import Settings
 
 POLICIES = Path(__file__).with_name("policies")
@@ -43,6 +52,23 @@ STS_AUDIENCE = "sts.amazonaws.com"
 #: keeps a list, and this is the root CA thumbprint commonly given for EKS issuers
 EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 LOAD_BALANCER_CONTROLLER = ("kube-system", "aws-load-balancer-controller")
+CLUSTER_AUTOSCALER = ("kube-system", "cluster-autoscaler")
+#: what the cluster autoscaler reads to discover and model its Auto Scaling groups: no resource-level
+#: permissions exist for these (they read metadata only)
+CLUSTER_AUTOSCALER_DESCRIBE = (
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeAutoScalingInstances",
+    "autoscaling:DescribeLaunchConfigurations",
+    "autoscaling:DescribeScalingActivities",
+    "autoscaling:DescribeTags",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeLaunchTemplateVersions",
+)
+#: what it changes, on the Auto Scaling groups of its own cluster only
+CLUSTER_AUTOSCALER_SCALE = (
+    "autoscaling:SetDesiredCapacity",
+    "autoscaling:TerminateInstanceInAutoScalingGroup",
+)
 
 #: what each service calls on its table: `services/cart/store.py` (describe_table for readiness, get,
 #: put, update and delete of a user's cart) and `services/accounting/ledger.py` (conditional put, get,
@@ -52,7 +78,8 @@ SERVICE_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "accounting": ("DescribeTable", "GetItem", "PutItem"),
 }
 
-#: who may assume a role: {"service": "eks.amazonaws.com"} or {"service_account": "namespace:name"}
+#: who may assume a role: {"service": "eks.amazonaws.com"}, {"service_account": "namespace:name"} or
+#: {"github": "<token subject>"}
 TrustSpec = dict[str, str]
 #: a role's wanted state, as the operations compare it
 Grants = Mapping[str, tuple[str, Sequence[str]]]
@@ -80,6 +107,10 @@ def service_role_name(settings: Settings, service: str) -> str:
 
 def load_balancer_controller_role_name(settings: Settings) -> str:
     return f"{settings.project}-{LOAD_BALANCER_CONTROLLER[1]}"
+
+
+def cluster_autoscaler_role_name(settings: Settings) -> str:
+    return f"{settings.project}-{CLUSTER_AUTOSCALER[1]}"
 
 
 def dynamodb_grants(settings: Settings) -> dict[str, tuple[str, list[str]]]:
@@ -128,6 +159,8 @@ def trust_document(settings: Settings, spec: TrustSpec, issuer: str | None) -> d
     if "service" in spec:
         principal: dict[str, Any] = {"Service": spec["service"]}
         return _document([{"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}])
+    if "github" in spec:
+        return github_trust_document(settings, spec["github"])
     if issuer is None:
         return None
     namespace, _, account = spec["service_account"].partition(":")
@@ -158,6 +191,39 @@ def table_policy(settings: Settings, table_name: str, actions: Sequence[str]) ->
 
 def load_balancer_controller_policy() -> dict[str, Any]:
     return json.loads((POLICIES / "aws-load-balancer-controller.json").read_text())  # type: ignore[no-any-return]
+
+
+def cluster_autoscaler_policy(settings: Settings) -> dict[str, Any]:
+    """The cluster autoscaler's least privilege, as upstream's AWS docs recommend it: describe the Auto
+    Scaling groups, their launch templates and instance types (and this cluster's node groups, for their
+    labels and taints); set the desired capacity and terminate instances only in the groups tagged
+    `k8s.io/cluster-autoscaler/<cluster>=owned` (EKS tags its managed node groups' groups so)."""
+    arn = f"{settings.region}:{settings.account_id}"
+    return _document(
+        [
+            {
+                "Sid": "DescribeScalingGroups",
+                "Effect": "Allow",
+                "Action": sorted(CLUSTER_AUTOSCALER_DESCRIBE),
+                "Resource": ["*"],
+            },
+            {
+                "Sid": "DescribeOwnNodeGroups",
+                "Effect": "Allow",
+                "Action": ["eks:DescribeNodegroup"],
+                "Resource": [f"arn:aws:eks:{arn}:nodegroup/{settings.cluster_name}/*/*"],
+            },
+            {
+                "Sid": "ScaleOwnScalingGroups",
+                "Effect": "Allow",
+                "Action": sorted(CLUSTER_AUTOSCALER_SCALE),
+                "Resource": ["*"],
+                "Condition": {
+                    "StringEquals": {f"aws:ResourceTag/{cluster_tag(settings.cluster_name)}": "owned"}
+                },
+            },
+        ]
+    )
 
 
 def _issuer(cloud: Cloud) -> str | None:
@@ -202,6 +268,7 @@ class Role(ApiFact[dict[str, Any] | None]):
                 for policy in inline
             },
             "tags": tag_dict(role.get("Tags")),
+            "max_session_seconds": role.get("MaxSessionDuration", 3600),
         }
 
 
@@ -231,7 +298,7 @@ class OidcProvider(ApiFact[dict[str, Any]]):
 
 
 def _trust(cloud: Cloud, spec: TrustSpec) -> str:
-    document = trust_document(cloud.settings, spec, _issuer(cloud))
+    document = trust_document(cloud.settings, spec, _issuer(cloud) if "service_account" in spec else None)
     if document is None:
         raise OperationError(
             f"the trust policy for {spec['service_account']} needs cluster {cloud.settings.cluster_name}'s "
@@ -374,6 +441,23 @@ def load_balancer_controller_role(present: bool = True) -> Generator[FunctionCom
     )
 
 
+@operation()
+def cluster_autoscaler_role(present: bool = True) -> Generator[FunctionCommand, None, None]:
+    """The cluster autoscaler's role, for its service account in kube-system (`cluster_autoscaler_policy`).
+    Made whether or not the settings run the autoscaler: it can act only on the cluster's own groups."""
+    settings = cloud_of(host).settings
+    role_name = cluster_autoscaler_role_name(settings)
+    commands = _role_changes(
+        role_name,
+        {"service_account": ":".join(CLUSTER_AUTOSCALER)},
+        inline={"cluster-autoscaler": cluster_autoscaler_policy(settings)},
+        present=present,
+    )
+    yield from changes(
+        commands, f"role {role_name} is as declared" if present else f"role {role_name} is absent"
+    )
+
+
 # ---------------------------------------------------------------------------------------------- OIDC
 
 
@@ -425,3 +509,456 @@ def oidc_provider(present: bool = True) -> Generator[FunctionCommand, None, None
         if EKS_OIDC_THUMBPRINT not in providers[wanted]["thumbprints"]:
             commands.append(FunctionCommand(_set_thumbprint, (wanted,), {}))
     yield from changes(commands, f"OIDC provider for {issuer}" if present else "no OIDC provider")
+
+
+# ---------------------------------------------------------------------------------------------- GitHub
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+#: GitHub's published thumbprints of its issuer's certificates: IAM verifies this issuer against its own
+#: trusted CAs and ignores them, but the API still keeps a list
+GITHUB_THUMBPRINTS = ("1c58a3a8518e8759bf075b76b750d4f2df264fcd", "6938fd4d98bab03faadb97b34396831e3780aea1")
+#: the tag saying the deploy made the provider: it is shared by the account's targets, so it carries no
+#: project tag (which `oidc_provider` would take for an earlier cluster's provider and remove)
+GITHUB_PROVIDER_TAG = "shopstack:github"
+#: the service-linked roles AWS makes on the first EKS cluster and node group of an account
+SERVICE_LINKED = ("eks.amazonaws.com", "eks-nodegroup.amazonaws.com", "autoscaling.amazonaws.com")
+#: how long the deliver role's sessions last (IAM's default is an hour): a first deploy creates a cluster,
+#: and the full suite runs after it, with the same credentials
+DELIVER_SESSION_SECONDS = 4 * 3600
+#: the EC2 resources the network creates, each tagged with the project as it is created
+EC2_CREATED = (
+    "vpc",
+    "subnet",
+    "internet-gateway",
+    "elastic-ip",
+    "natgateway",
+    "route-table",
+    "security-group",
+)
+
+
+def github_provider_arn(settings: Settings) -> str:
+    return f"arn:aws:iam::{settings.account_id}:oidc-provider/{_issuer_host(GITHUB_ISSUER)}"
+
+
+def deliver_role_name(settings: Settings) -> str:
+    return f"{settings.project}-deliver"
+
+
+def drift_role_name(settings: Settings) -> str:
+    return f"{settings.project}-drift"
+
+
+def github_subjects(settings: Settings) -> dict[str, str]:
+    """Each delivery role and the one GitHub token subject it trusts."""
+    repository = settings.github_repository
+    return {
+        deliver_role_name(settings): f"repo:{repository}:environment:{settings.github_environment}",
+        drift_role_name(settings): f"repo:{repository}:ref:refs/heads/{settings.github_branch}",
+    }
+
+
+def github_trust_document(settings: Settings, subject: str) -> dict[str, Any]:
+    """Only GitHub's tokens for `subject` (exactly: StringEquals), minted for STS."""
+    issuer_host = _issuer_host(GITHUB_ISSUER)
+    return _document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": github_provider_arn(settings)},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {f"{issuer_host}:aud": STS_AUDIENCE, f"{issuer_host}:sub": subject}
+                },
+            }
+        ]
+    )
+
+
+def _allow(sid: str, actions: Sequence[str], resources: Sequence[str], **condition: Any) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions)}
+    statement["Resource"] = sorted(resources)
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _read_statements(settings: Settings) -> list[dict[str, Any]]:
+    """What the deploy reads (every fact, so `--dry` plans): its own resources by name where the service
+    allows; `*` where it does not (the Describe/List calls of EC2, ELB, ECR's repository list and login,
+    IAM's provider and role lists: these have no resource-level permissions, and read metadata only)."""
+    p, arn = settings.project, f"{settings.region}:{settings.account_id}"
+    bucket = f"arn:aws:s3:::{settings.state_bucket}"
+    project_tagged = {"StringEquals": {f"aws:ResourceTag/{PROJECT_TAG}": p}}
+    return [
+        _allow(
+            "DescribeUnscopable",
+            [
+                "ec2:DescribeVpcs",
+                "ec2:DescribeVpcAttribute",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeInternetGateways",
+                "ec2:DescribeNatGateways",
+                "ec2:DescribeAddresses",
+                "ec2:DescribeRouteTables",
+                "ec2:DescribeSecurityGroups",
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeTags",
+                "ecr:DescribeRepositories",
+                "ecr:GetAuthorizationToken",
+                "iam:ListOpenIDConnectProviders",
+                "iam:ListRoles",
+            ],
+            ["*"],
+        ),
+        _allow(
+            "ReadStateBucket",
+            [
+                "s3:ListBucket",
+                "s3:GetBucketVersioning",
+                "s3:GetEncryptionConfiguration",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:GetBucketPolicy",
+                "s3:GetLifecycleConfiguration",
+                "s3:GetBucketTagging",
+            ],
+            [bucket],
+        ),
+        _allow("ReadState", ["s3:GetObject"], [f"{bucket}/*"]),
+        _allow(
+            "ReadTables",
+            [
+                "dynamodb:DescribeTable",
+                "dynamodb:DescribeContinuousBackups",
+                "dynamodb:ListTagsOfResource",
+                "dynamodb:GetItem",
+            ],
+            [f"arn:aws:dynamodb:{arn}:table/{p}-*"],
+        ),
+        _allow(
+            "ReadCluster",
+            ["eks:DescribeCluster", "eks:DescribeNodegroup"],
+            [f"arn:aws:eks:{arn}:cluster/{p}", f"arn:aws:eks:{arn}:nodegroup/{p}/{p}-nodes/*"],
+        ),
+        _allow(
+            "ReadRoles",
+            ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies"],
+            [f"arn:aws:iam::{settings.account_id}:role/{p}-*"],
+        ),
+        # a provider's ARN names its issuer, not the project
+        _allow(
+            "ReadProviders",
+            ["iam:GetOpenIDConnectProvider"],
+            [f"arn:aws:iam::{settings.account_id}:oidc-provider/*"],
+        ),
+        _allow(
+            "ReadRepositories",
+            ["ecr:BatchGetImage", "ecr:BatchCheckLayerAvailability", "ecr:GetLifecyclePolicy"],
+            [f"arn:aws:ecr:{arn}:repository/{p}/*"],
+        ),
+        _allow("ReadSecretsKey", ["kms:DescribeKey"], ["*"], **project_tagged),
+    ]
+
+
+def _write_statements(settings: Settings) -> list[dict[str, Any]]:
+    """What the deploy changes, on its own resources only: by name (bucket, tables, roles, cluster,
+    repositories, key alias), or by the project tag every EC2 resource and the KMS key carry from their
+    creation. Where AWS cannot scope further: EC2 and KMS creations by the tag they are created with,
+    service-linked roles by service, the providers by issuer, and an inline role policy not by its content
+    (the roles it manages, itself included, get exactly the policies this module declares)."""
+    p, account, arn = settings.project, settings.account_id, f"{settings.region}:{settings.account_id}"
+    bucket = f"arn:aws:s3:::{settings.state_bucket}"
+    tagged = {"StringEquals": {f"aws:ResourceTag/{PROJECT_TAG}": p}}
+    created_tagged = {"StringEquals": {f"aws:RequestTag/{PROJECT_TAG}": p}}
+    ec2_creates = [
+        "ec2:CreateVpc",
+        "ec2:CreateSubnet",
+        "ec2:CreateInternetGateway",
+        "ec2:AllocateAddress",
+        "ec2:CreateNatGateway",
+        "ec2:CreateRouteTable",
+        "ec2:CreateSecurityGroup",
+    ]
+    rules = ["ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress"]
+    rules += ["ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress"]
+    return [
+        _allow(
+            "ChangeStateBucket",
+            [
+                "s3:CreateBucket",
+                "s3:PutBucketVersioning",
+                "s3:PutEncryptionConfiguration",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutBucketPolicy",
+                "s3:DeleteBucketPolicy",
+                "s3:PutLifecycleConfiguration",
+                "s3:PutBucketTagging",
+            ],
+            [bucket],
+        ),
+        _allow("WriteState", ["s3:PutObject"], [f"{bucket}/*"]),
+        _allow(
+            "ChangeTables",
+            [
+                "dynamodb:CreateTable",
+                "dynamodb:UpdateTable",
+                "dynamodb:DeleteTable",
+                "dynamodb:UpdateContinuousBackups",
+                "dynamodb:TagResource",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+            ],
+            [f"arn:aws:dynamodb:{arn}:table/{p}-*"],
+        ),
+        _allow(
+            "CreateNetwork",
+            [*ec2_creates, "ec2:CreateTags"],
+            [f"arn:aws:ec2:{arn}:{kind}/*" for kind in EC2_CREATED],
+            **created_tagged,
+        ),
+        _allow(
+            "ChangeNetwork",
+            [
+                *ec2_creates,
+                *rules,
+                "ec2:CreateTags",
+                "ec2:DeleteTags",
+                "ec2:ModifyVpcAttribute",
+                "ec2:DeleteVpc",
+                "ec2:ModifySubnetAttribute",
+                "ec2:DeleteSubnet",
+                "ec2:AttachInternetGateway",
+                "ec2:DetachInternetGateway",
+                "ec2:DeleteInternetGateway",
+                "ec2:ReleaseAddress",
+                "ec2:DeleteNatGateway",
+                "ec2:CreateRoute",
+                "ec2:ReplaceRoute",
+                "ec2:DeleteRoute",
+                "ec2:AssociateRouteTable",
+                "ec2:DisassociateRouteTable",
+                "ec2:ReplaceRouteTableAssociation",
+                "ec2:DeleteRouteTable",
+                "ec2:DeleteSecurityGroup",
+            ],
+            ["*"],
+            **tagged,
+        ),
+        # a rule is made inside a group the statement above scopes; the rule itself has no tag to check
+        _allow("ChangeRules", rules, [f"arn:aws:ec2:{arn}:security-group-rule/*"]),
+        _allow(
+            "ChangeCluster",
+            [
+                "eks:CreateCluster",
+                "eks:UpdateClusterConfig",
+                "eks:UpdateClusterVersion",
+                "eks:DeleteCluster",
+                "eks:CreateNodegroup",
+                "eks:UpdateNodegroupConfig",
+                "eks:UpdateNodegroupVersion",
+                "eks:DeleteNodegroup",
+                "eks:TagResource",
+            ],
+            [f"arn:aws:eks:{arn}:cluster/{p}", f"arn:aws:eks:{arn}:nodegroup/{p}/{p}-nodes/*"],
+        ),
+        _allow(
+            "PassClusterRoles",
+            ["iam:PassRole"],
+            [role_arn(settings, cluster_role_name(settings)), role_arn(settings, node_role_name(settings))],
+        ),
+        _allow(
+            "ChangeRoles",
+            [
+                "iam:CreateRole",
+                "iam:UpdateRole",
+                "iam:TagRole",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:PutRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:DetachRolePolicy",
+                "iam:DeleteRole",
+            ],
+            [f"arn:aws:iam::{account}:role/{p}-*"],
+        ),
+        _allow(
+            "AttachOnlyTheClusterPolicies",
+            ["iam:AttachRolePolicy"],
+            [f"arn:aws:iam::{account}:role/{p}-*"],
+            ArnEquals={"iam:PolicyARN": sorted({*CLUSTER_POLICIES, *NODE_POLICIES})},
+        ),
+        _allow(
+            "ChangeProviders",
+            [
+                "iam:CreateOpenIDConnectProvider",
+                "iam:TagOpenIDConnectProvider",
+                "iam:AddClientIDToOpenIDConnectProvider",
+                "iam:UpdateOpenIDConnectProviderThumbprint",
+                "iam:DeleteOpenIDConnectProvider",
+            ],
+            [
+                f"arn:aws:iam::{account}:oidc-provider/oidc.eks.{settings.region}.amazonaws.com/id/*",
+                github_provider_arn(settings),
+            ],
+        ),
+        _allow(
+            "ServiceLinkedRoles",
+            ["iam:CreateServiceLinkedRole"],
+            ["*"],
+            StringEquals={"iam:AWSServiceName": list(SERVICE_LINKED)},
+        ),
+        _allow(
+            "ChangeRepositories",
+            [
+                "ecr:CreateRepository",
+                "ecr:TagResource",
+                "ecr:PutImageScanningConfiguration",
+                "ecr:PutImageTagMutability",
+                "ecr:PutLifecyclePolicy",
+                "ecr:InitiateLayerUpload",
+                "ecr:UploadLayerPart",
+                "ecr:CompleteLayerUpload",
+                "ecr:PutImage",
+                "ecr:DeleteRepository",
+            ],
+            [f"arn:aws:ecr:{arn}:repository/{p}/*"],
+        ),
+        _allow("CreateSecretsKey", ["kms:CreateKey", "kms:TagResource"], ["*"], **created_tagged),
+        _allow(
+            "UseSecretsKey",
+            [
+                "kms:EnableKeyRotation",
+                "kms:CreateGrant",
+                "kms:CreateAlias",
+                "kms:DeleteAlias",
+                "kms:ScheduleKeyDeletion",
+            ],
+            ["*"],
+            **tagged,
+        ),
+        _allow(
+            "NameSecretsKey",
+            ["kms:CreateAlias", "kms:DeleteAlias"],
+            [f"arn:aws:kms:{arn}:alias/{p}-*"],
+        ),
+    ]
+
+
+def delivery_policy(settings: Settings) -> dict[str, Any]:
+    """`<project>-deliver`'s policy: what `deploy.py` and `teardown.py` read and change, and no more."""
+    return _document([*_read_statements(settings), *_write_statements(settings)])
+
+
+def drift_policy(settings: Settings) -> dict[str, Any]:
+    """`<project>-drift`'s policy: what `pyinfra ... deploy.py --dry` reads, and no more."""
+    return _document(_read_statements(settings))
+
+
+class GithubProvider(ApiFact[dict[str, Any] | None]):
+    """GitHub's OIDC provider in the account: its audiences, whether the deploy made it, and the roles
+    whose trust policy names it; None when there is none."""
+
+    def command(self) -> str:
+        return self.request()
+
+    def read(self, cloud: Cloud) -> dict[str, Any] | None:  # type: ignore[override]
+        iam = cloud.client("iam")
+        provider_arn = github_provider_arn(cloud.settings)
+        try:
+            provider = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=provider_arn)
+        except ClientError as err:
+            if err.response["Error"]["Code"] == "NoSuchEntity":
+                return None
+            raise
+        return {
+            "client_ids": sorted(provider.get("ClientIDList", [])),
+            "made_by_deploy": GITHUB_PROVIDER_TAG in tag_dict(provider.get("Tags")),
+            "trusted_by": _trusting(iam, provider_arn),
+        }
+
+
+def _trusting(iam: Any, provider_arn: str) -> list[str]:
+    """The roles of the account whose trust policy names `provider_arn`."""
+    return sorted(
+        role["RoleName"]
+        for page in iam.get_paginator("list_roles").paginate()
+        for role in page["Roles"]
+        if provider_arn in json.dumps(role.get("AssumeRolePolicyDocument") or {})
+    )
+
+
+def _create_github_provider(state: State, host: Host) -> None:
+    settings = cloud_of(host).settings
+    cloud_of(host).client("iam").create_open_id_connect_provider(
+        Url=GITHUB_ISSUER,
+        ClientIDList=[STS_AUDIENCE],
+        ThumbprintList=list(GITHUB_THUMBPRINTS),
+        Tags=tag_list({"Name": "github-actions", GITHUB_PROVIDER_TAG: "delivery"}),
+    )
+    host.log_styled(f"made {github_provider_arn(settings)}, for every target in the account to share")
+
+
+def _delete_unused_github_provider(state: State, host: Host) -> None:
+    """Remove GitHub's provider unless a role trusts it now (another target's, made since the plan)."""
+    iam = cloud_of(host).client("iam")
+    provider_arn = github_provider_arn(cloud_of(host).settings)
+    users = _trusting(iam, provider_arn)
+    if users:
+        host.log_styled(f"kept {provider_arn}: roles {', '.join(users)} trust it")
+        return
+    iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=provider_arn)
+
+
+@operation()
+def github_oidc_provider(present: bool = True) -> Generator[FunctionCommand, None, None]:
+    """GitHub Actions' OIDC provider (audience sts.amazonaws.com) when the settings name a repository.
+    One per account, shared by the account's targets: without a repository (or with `present=False`) the
+    one the deploy made is removed once no role trusts it, other than this target's delivery roles, which
+    `delivery_roles(present=False)` removes first."""
+    settings = cloud_of(host).settings
+    wanted = present and settings.github_repository is not None
+    current = host.get_fact(GithubProvider)
+    commands: list[FunctionCommand] = []
+    if wanted and current is None:
+        commands.append(FunctionCommand(_create_github_provider, (), {}))
+    elif wanted and current is not None and STS_AUDIENCE not in current["client_ids"]:
+        commands.append(FunctionCommand(_add_audience, (github_provider_arn(settings),), {}))
+    elif not wanted and current is not None and current["made_by_deploy"]:
+        ours = {deliver_role_name(settings), drift_role_name(settings)}
+        if not set(current["trusted_by"]) - ours:
+            commands.append(FunctionCommand(_delete_unused_github_provider, (), {}))
+    if wanted:
+        already = f"GitHub's OIDC provider {github_provider_arn(settings)}"
+    elif current is not None and current["made_by_deploy"]:
+        already = f"GitHub's OIDC provider is kept: roles {', '.join(current['trusted_by'])} trust it"
+    else:
+        already = "no GitHub OIDC provider of the deploy"
+    yield from changes(commands, already)
+
+
+def _set_max_session(state: State, host: Host, role_name: str, seconds: int) -> None:
+    cloud_of(host).client("iam").update_role(RoleName=role_name, MaxSessionDuration=seconds)
+
+
+@operation()
+def delivery_roles(present: bool = True) -> Generator[FunctionCommand, None, None]:
+    """The pipeline's roles when the settings name a GitHub repository (module docstring): each trusts
+    exactly one GitHub token subject, and has exactly `delivery_policy` or `drift_policy`; the deliver
+    role's sessions may last DELIVER_SESSION_SECONDS. Without a repository, or with `present=False`, both
+    are removed."""
+    settings = cloud_of(host).settings
+    wanted = present and settings.github_repository is not None
+    policies = {
+        deliver_role_name(settings): ("deliver", delivery_policy(settings)),
+        drift_role_name(settings): ("drift", drift_policy(settings)),
+    }
+    commands: list[FunctionCommand] = []
+    for role_name, subject in github_subjects(settings).items():
+        policy_name, policy = policies[role_name]
+        spec = {"github": subject}
+        commands += _role_changes(role_name, spec, inline={policy_name: policy}, present=wanted)
+    deliver = deliver_role_name(settings)
+    current = host.get_fact(Role, role_name=deliver)
+    if wanted and (current or {}).get("max_session_seconds") != DELIVER_SESSION_SECONDS:
+        commands.append(FunctionCommand(_set_max_session, (deliver, DELIVER_SESSION_SECONDS), {}))
+    names = " and ".join(policies)
+    yield from changes(commands, f"roles {names} are as declared" if wanted else f"no roles {names}")

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,7 @@ def _images(cloud: Cloud) -> dict[str, str]:
         return {"error": str(err)}
 
 
-def _write_record(state: State, host: Host, command_line: str) -> None:
+def _write_record(state: State, host: Host, command_line: str, live: Mapping[str, str]) -> None:
     cloud = cloud_of(host)
     now = datetime.now(UTC)
     record = {
@@ -99,6 +99,7 @@ def _write_record(state: State, host: Host, command_line: str) -> None:
         "when": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "git": git_revision(),
         "images": _images(cloud),
+        "live": dict(live),
         "command": command_line,
         "stage": cloud.settings.stage,
         "changed": changed_operations(state, host),
@@ -117,7 +118,10 @@ def _write_record(state: State, host: Host, command_line: str) -> None:
 
 
 @operation()
-def deploy_record(command_line: str | None = None) -> Generator[FunctionCommand, None, None]:
-    """Write this run's record (`command_line` defaults to this process's)."""
+def deploy_record(
+    command_line: str | None = None, live: Mapping[str, str] | None = None
+) -> Generator[FunctionCommand, None, None]:
+    """Write this run's record (`command_line` defaults to this process's); `live` names the colour that
+    takes each blue-green service's traffic once the run is done."""
     command_line = command_line or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    yield FunctionCommand(_write_record, (command_line,), {})
+    yield FunctionCommand(_write_record, (command_line, live or {}), {})

@@ -21,8 +21,9 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import boto3
 import httpx2
 from botocore.signers import RequestSigner
 from lightkube import Client
@@ -30,8 +31,7 @@ from lightkube.config.client_adapter import verify_cluster
 from lightkube.config.kubeconfig import KubeConfig, SingleConfig
 from lightkube.config.models import Cluster, User
 
-if TYPE_CHECKING:
-    from infra.cloud import Cloud
+from infra.settings import Settings
 
 FIELD_MANAGER = "shopstack-deploy"
 KUBECONFIG_WAIT_SECONDS = 60.0
@@ -44,12 +44,59 @@ REQUEST_TIMEOUT = httpx2.Timeout(30.0)
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
+class Cloud(Protocol):
+    """What access needs of `infra.cloud.Cloud`: the settings, AWS clients, and a counter of calls (a
+    protocol, so that the cloud can make its client here without the two importing each other)."""
+
+    settings: Settings
+    session: boto3.Session
+
+    def client(self, service: str) -> Any: ...
+
+    def count_kube_call(self, verb: str) -> None: ...
+
+
 class KubeAccessError(Exception):
     """The cluster exists but cannot be reached as the inventory says."""
 
 
 def connect(cloud: Cloud) -> Client | None:
     """The cluster's client, or None while the EKS cluster does not exist."""
+    access = _access(cloud)
+    if access is None:
+        return None
+    config, token = access
+    return Client(
+        config=config,
+        namespace=cloud.settings.namespace,
+        timeout=REQUEST_TIMEOUT,
+        field_manager=FIELD_MANAGER,
+        trust_env=False,
+        transport=_transport(cloud, config, token),
+    )
+
+
+def service_get(
+    cloud: Cloud, namespace: str, service: str, port: int, path: str, timeout: float
+) -> httpx2.Response:
+    """GET `path` of a Service through the API server's service proxy
+    (`/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH`): how the deploy reaches a Service inside the
+    cluster from outside it, in AWS as locally. `OSError` (an `httpx2.HTTPError`) when it cannot."""
+    access = _access(cloud)
+    if access is None:
+        raise ConnectionError("the cluster does not exist")
+    config, token = access
+    assert config.cluster is not None
+    url = f"{config.cluster.server.rstrip('/')}/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy"
+    with httpx2.Client(transport=_transport(cloud, config, token), timeout=timeout) as client:
+        try:
+            return client.get(url + path)
+        except httpx2.HTTPError as err:
+            raise ConnectionError(str(err)) from err
+
+
+def _access(cloud: Cloud) -> tuple[SingleConfig, Callable[[], str] | None] | None:
+    """The cluster's connection settings and, for EKS, its token maker; None while there is no cluster."""
     settings = cloud.settings
     if settings.kube_access == "kubeconfig":
         assert settings.kubeconfig is not None, "Settings requires kubeconfig with kube_access kubeconfig"
@@ -58,7 +105,7 @@ def connect(cloud: Cloud) -> Client | None:
             if _describe_cluster(cloud) is None:
                 return None  # no cluster yet, or a kubeconfig a deleted cluster left behind
             config = _wait_for_api(settings.kubeconfig, KUBECONFIG_WAIT_SECONDS)
-        return _client(cloud, config, token=None)
+        return config, None
     cluster = _describe_cluster(cloud)
     if cluster is None:
         return None
@@ -69,7 +116,7 @@ def connect(cloud: Cloud) -> Client | None:
         context_name=settings.cluster_name,
     ).get()
     assert eks_config is not None, "from_one sets the current context"
-    return _client(cloud, eks_config, token=EksToken(cloud, settings.cluster_name))
+    return eks_config, EksToken(cloud, settings.cluster_name)
 
 
 def _describe_cluster(cloud: Cloud) -> dict[str, Any] | None:
@@ -108,21 +155,13 @@ def _answering(path: Path) -> SingleConfig | None:
     return config
 
 
-def _client(cloud: Cloud, config: SingleConfig, token: Callable[[], str] | None) -> Client:
+def _transport(cloud: Cloud, config: SingleConfig, token: Callable[[], str] | None) -> CountingTransport:
     assert config.cluster is not None
     try:
         verify = verify_cluster(config.cluster, config.user, config.abs_file)  # type: ignore[arg-type]
     except (ssl.SSLError, binascii.Error, ValueError) as err:
         raise KubeAccessError(f"the cluster's CA certificate is unusable: {err}") from None
-    transport = CountingTransport(httpx2.HTTPTransport(verify=verify), cloud.count_kube_call, token)
-    return Client(
-        config=config,
-        namespace=cloud.settings.namespace,
-        timeout=REQUEST_TIMEOUT,
-        field_manager=FIELD_MANAGER,
-        trust_env=False,
-        transport=transport,
-    )
+    return CountingTransport(httpx2.HTTPTransport(verify=verify), cloud.count_kube_call, token)
 
 
 def verb_of(request: httpx2.Request) -> str:

@@ -193,9 +193,16 @@ def planned_changes(objects: list[Obj], live: dict[str, Obj]) -> list[tuple[str,
 
 
 @operation()
-def apply(objects: list[Obj]) -> Generator[FunctionCommand, None, None]:
-    """Server-side apply every object of `objects` that is missing or differs from its live copy."""
-    changes = planned_changes(objects, host.get_fact(LiveObjects, kinds=kinds_of(objects)))
+def apply(objects: list[Obj], after: list[Obj] | None = None) -> Generator[FunctionCommand, None, None]:
+    """Server-side apply every object of `objects` that is missing or differs from its live copy.
+
+    `after`: the objects an earlier apply of the same run makes live (a release's phases): `objects` are
+    compared with those instead of what the cluster holds when the run is planned, so each phase applies,
+    and `--dry` shows, only its own changes."""
+    live = host.get_fact(LiveObjects, kinds=kinds_of(objects))
+    if after is not None:
+        live = {**live, **{object_key(obj): obj for obj in after}}
+    changes = planned_changes(objects, live)
     if not changes:
         host.noop(f"{len(objects)} Kubernetes objects are as declared")
         return

@@ -268,13 +268,13 @@ def wait_for_rollouts(objects: list[Obj], timeout: float) -> Generator[FunctionC
     yield DescribedCommand(f"wait for {len(workloads)} rollouts", _wait, (workloads, timeout))
 
 
-def _deployment(service: str) -> tuple[Workload, Obj]:
+def _deployment(name: str) -> tuple[Workload, Obj]:
     namespace = cloud_of(host).settings.namespace
     live = host.get_fact(LiveObjects, kinds=[["apps/v1", "Deployment"]])
-    workload: Workload = ("apps/v1", "Deployment", namespace, service)
+    workload: Workload = ("apps/v1", "Deployment", namespace, name)
     obj = live.get(object_key({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(workload)}))
     if obj is None:
-        raise OperationError(f"no Deployment {namespace}/{service} made by the deploy: deploy it first")
+        raise OperationError(f"no Deployment {namespace}/{name} made by the deploy: deploy it first")
     return workload, obj
 
 
@@ -305,11 +305,11 @@ def _restart(state: State, host: Host, workload: Workload) -> None:
 
 
 @operation()
-def scale(service: str, replicas: int, timeout: float = 300) -> Generator[FunctionCommand, None, None]:
-    """Set a service's Deployment to `replicas` (its scale subresource), then wait for the rollout."""
+def scale(deployment: str, replicas: int, timeout: float = 300) -> Generator[FunctionCommand, None, None]:
+    """Set the deploy's Deployment `deployment` to `replicas` (its scale subresource), then wait for it."""
     if replicas < 0:
         raise OperationError(f"replicas must be 0 or more, got {replicas}")
-    workload, obj = _deployment(service)
+    workload, obj = _deployment(deployment)
     if int((obj.get("spec") or {}).get("replicas", 1)) == replicas:
         host.noop(f"{_name(workload)} has {replicas} replicas")
         return
@@ -318,8 +318,9 @@ def scale(service: str, replicas: int, timeout: float = 300) -> Generator[Functi
 
 
 @operation(is_idempotent=False)
-def restart(service: str, timeout: float = 300) -> Generator[FunctionCommand, None, None]:
-    """Restart a service's pods as `kubectl rollout restart` does, then wait for the rollout."""
-    workload, _ = _deployment(service)
+def restart(deployment: str, timeout: float = 300) -> Generator[FunctionCommand, None, None]:
+    """Restart the pods of the deploy's Deployment `deployment` as `kubectl rollout restart` does, then
+    wait for the rollout."""
+    workload, _ = _deployment(deployment)
     yield DescribedCommand(f"restart {_name(workload)}", _restart, (workload,))
     yield DescribedCommand(f"wait for {_name(workload)}", _wait, ([workload], timeout))

@@ -1,7 +1,18 @@
-"""The OpenTelemetry Collector: OTLP in (HTTP 4318, gRPC 4317), batched; traces to the debug exporter and
-the spanmetrics connector; metrics (the services' and the span metrics) out on a Prometheus endpoint
-(8889) that Prometheus scrapes; logs to the debug exporter. Locally a stand-in receiver serves 4318 only,
-so the probes check that port.
+"""The OpenTelemetry Collector, the one path of the shop's telemetry, as the OpenTelemetry Demo runs it.
+
+OTLP in (HTTP 4318, gRPC 4317) → `memory_limiter`, `batch` → per signal:
+
+- traces to the trace store (Jaeger's OTLP gRPC endpoint, `infra.model.jaeger`) and to the `spanmetrics`
+  connector, which turns them into RED metrics (calls and a duration histogram per service, span name,
+  kind and status);
+- metrics (the services' own, and spanmetrics') to the `prometheus` exporter on 8889, which Prometheus
+  scrapes (its `otel-collector` job, `infra.model.prometheus`);
+- logs to the `debug` exporter at `detailed` verbosity: the collector's own log, which `kubectl logs`
+  (the pods/log API) reads at every stage. There is no log store here: Jaeger keeps traces only, and a
+  Loki or OpenSearch is not deployed, so Grafana shows traces and metrics but not logs.
+
+The image's own default config is replaced by this one (a ConfigMap mounted where the image reads it,
+named by `--config`). Locally, the image's stand-in (`sim.telemetry.collector`) runs this same file.
 """
 
 from __future__ import annotations
@@ -13,16 +24,23 @@ import yaml
 from infra.model import common, images
 from infra.model.common import Obj
 from infra.model.config import ModelConfig
-from infra.model.services import COLLECTOR
+from infra.model.services import COLLECTOR, JAEGER
 
 CONFIG_DIR = "/etc/otelcol-contrib"
+CONFIG_FILE = "config.yaml"
 HTTP_PORT = 4318
 GRPC_PORT = 4317
 METRICS_PORT = 8889
+#: Jaeger's OTLP gRPC port (`infra.model.jaeger.OTLP_GRPC_PORT`)
+JAEGER_OTLP_PORT = 4317
 UID = 10001
+#: the spanmetrics connector's metric name prefix (its default, written out: dashboards and alerts name it)
+SPANMETRICS_NAMESPACE = "traces.span.metrics"
+SPANMETRICS_FLUSH_INTERVAL = "15s"
 
 
 def collector_config() -> dict[str, Any]:
+    batched = ["memory_limiter", "batch"]
     return {
         "receivers": {
             "otlp": {
@@ -34,46 +52,48 @@ def collector_config() -> dict[str, Any]:
         },
         "processors": {
             "memory_limiter": {"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 20},
-            "batch": {"timeout": "5s"},
+            "batch": {"timeout": "2s"},
         },
-        "connectors": {"spanmetrics": {"namespace": "traces.span.metrics"}},
+        "connectors": {
+            "spanmetrics": {
+                "namespace": SPANMETRICS_NAMESPACE,
+                "metrics_flush_interval": SPANMETRICS_FLUSH_INTERVAL,
+            }
+        },
         "exporters": {
-            "debug": {"verbosity": "basic"},
+            f"otlp/{JAEGER}": {"endpoint": f"{JAEGER}:{JAEGER_OTLP_PORT}", "tls": {"insecure": True}},
             "prometheus": {
                 "endpoint": f"0.0.0.0:{METRICS_PORT}",
                 "resource_to_telemetry_conversion": {"enabled": True},
             },
+            "debug": {"verbosity": "detailed", "sampling_initial": 10, "sampling_thereafter": 1},
         },
         "service": {
             "pipelines": {
                 "traces": {
                     "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "batch"],
-                    "exporters": ["debug", "spanmetrics"],
+                    "processors": batched,
+                    "exporters": [f"otlp/{JAEGER}", "spanmetrics"],
                 },
                 "metrics": {
                     "receivers": ["otlp", "spanmetrics"],
-                    "processors": ["memory_limiter", "batch"],
+                    "processors": batched,
                     "exporters": ["prometheus"],
                 },
-                "logs": {
-                    "receivers": ["otlp"],
-                    "processors": ["memory_limiter", "batch"],
-                    "exporters": ["debug"],
-                },
+                "logs": {"receivers": ["otlp"], "processors": batched, "exporters": ["debug"]},
             }
         },
     }
 
 
 def collector_objects(config: ModelConfig) -> list[Obj]:
-    data = {"config.yaml": yaml.safe_dump(collector_config(), sort_keys=False)}
+    data = {CONFIG_FILE: yaml.safe_dump(collector_config(), sort_keys=False)}
     tmp_volume, tmp_mount = common.tmp_volume()
     container: Obj = {
         "name": "otel-collector",
         "image": images.COLLECTOR,
         "imagePullPolicy": "IfNotPresent",
-        "args": [f"--config={CONFIG_DIR}/config.yaml"],
+        "args": [f"--config={CONFIG_DIR}/{CONFIG_FILE}"],
         "ports": [
             {"name": "otlp-http", "containerPort": HTTP_PORT, "protocol": "TCP"},
             {"name": "otlp-grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
@@ -94,14 +114,11 @@ def collector_objects(config: ModelConfig) -> list[Obj]:
             "revisionHistoryLimit": 3,
             "selector": {"matchLabels": common.selector(COLLECTOR)},
             "template": {
+                # no scrape annotations: Prometheus' `otel-collector` job scrapes the exporter, keeping the
+                # `job` and `instance` labels it sets (the services' own), which the pod job would overwrite
                 "metadata": {
                     "labels": common.labels(config, COLLECTOR),
-                    "annotations": {
-                        common.CHECKSUM_ANNOTATION: common.checksum(data),
-                        common.SCRAPE: "true",
-                        common.SCRAPE_PORT: str(METRICS_PORT),
-                        common.SCRAPE_PATH: "/metrics",
-                    },
+                    "annotations": {common.CHECKSUM_ANNOTATION: common.checksum(data)},
                 },
                 "spec": {
                     "serviceAccountName": COLLECTOR,

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from infra.model import common, images
+from infra.model import alerting, common, images
 from infra.model.common import Obj
 from infra.model.config import ModelConfig
 from infra.model.services import GRAFANA, PROMETHEUS
@@ -30,7 +30,8 @@ DASHBOARD_FILES = Path(__file__).resolve().parents[1] / "dashboards"
 DATASOURCE_UID = "prometheus"
 
 
-def datasources() -> dict[str, Any]:
+def datasources(scrape_interval: str = "15s") -> dict[str, Any]:
+    """The data sources; `scrape_interval` is Prometheus' (Grafana's least step, in `$__rate_interval`)."""
     return {
         "apiVersion": 1,
         "datasources": [
@@ -42,7 +43,18 @@ def datasources() -> dict[str, Any]:
                 "url": f"http://{PROMETHEUS}:9090",
                 "isDefault": True,
                 "editable": False,
-            }
+                "jsonData": {"timeInterval": scrape_interval, "httpMethod": "POST"},
+            },
+            # the trace store (infra.model.jaeger): Grafana's Jaeger data source reads its query API
+            {
+                "name": "Jaeger",
+                "type": "jaeger",
+                "uid": "jaeger",
+                "access": "proxy",
+                "url": "http://jaeger:16686",
+                "isDefault": False,
+                "editable": False,
+            },
         ],
     }
 
@@ -78,7 +90,7 @@ def dashboards() -> dict[str, str]:
 
 def grafana_objects(config: ModelConfig) -> list[Obj]:
     provisioning = {
-        "datasources.yaml": yaml.safe_dump(datasources(), sort_keys=False),
+        "datasources.yaml": yaml.safe_dump(datasources(alerting.scrape_interval(config)), sort_keys=False),
         "dashboards.yaml": yaml.safe_dump(dashboard_providers(), sort_keys=False),
     }
     boards = dashboards()

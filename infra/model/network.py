@@ -7,18 +7,26 @@ from __future__ import annotations
 
 from typing import Final
 
-from infra.model import common
+from infra.model import alertmanager, common, kube_state_metrics, synthetic
 from infra.model.common import Obj
 from infra.model.config import ModelConfig
+from infra.model.load_generator import WEB_PORT
 from infra.model.services import (
+    ALERT_RECEIVER,
+    ALERTMANAGER,
     ANYWHERE,
     CALLERS,
     COLLECTOR,
     GRAFANA,
     HTTP_PORT,
+    JAEGER,
     KAFKA,
+    KUBE_STATE_METRICS,
+    LOAD_GENERATOR,
+    MONITORING,
     PROMETHEUS,
     SERVICE_NAMES,
+    SYNTHETIC,
 )
 
 #: the ports each component serves to its callers
@@ -28,6 +36,13 @@ SERVED_PORTS: Final[dict[str, tuple[int, ...]]] = {
     COLLECTOR: (4317, 4318),
     PROMETHEUS: (9090,),
     GRAFANA: (3000,),
+    JAEGER: (4317, 4318, 16686),  # OTLP gRPC and HTTP in, the query API out
+    LOAD_GENERATOR: (WEB_PORT,),
+    ALERTMANAGER: (alertmanager.PORT,),
+    ALERT_RECEIVER: (alertmanager.RECEIVER_PORT,),
+    KUBE_STATE_METRICS: (kube_state_metrics.PORT,),
+    # the journey (metrics, the probes' targets) and the blackbox exporter's probes: Prometheus' scrapes
+    SYNTHETIC: (synthetic.JOURNEY_PORT, synthetic.BLACKBOX_PORT),
 }
 #: the port Prometheus scrapes on each component (Kafka exports no Prometheus metrics)
 METRICS_PORTS: Final[dict[str, int]] = {
@@ -35,6 +50,10 @@ METRICS_PORTS: Final[dict[str, int]] = {
     COLLECTOR: 8889,
     PROMETHEUS: 9090,
     GRAFANA: 3000,
+    ALERTMANAGER: alertmanager.PORT,
+    ALERT_RECEIVER: alertmanager.RECEIVER_PORT,
+    KUBE_STATE_METRICS: kube_state_metrics.PORT,
+    SYNTHETIC: synthetic.JOURNEY_PORT,
 }
 DEFAULT_DENY = "default-deny-ingress"
 
@@ -75,5 +94,5 @@ def network_policies(config: ModelConfig) -> list[Obj]:
         "metadata": common.metadata(config, DEFAULT_DENY, DEFAULT_DENY),
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
     }
-    components = [c for c in CALLERS if c != PROMETHEUS or config.prometheus]
+    components = [c for c in CALLERS if c not in MONITORING or config.prometheus]
     return [deny, *(policy(config, component) for component in components)]

@@ -1,7 +1,10 @@
 """Prometheus: pod discovery in the namespace (pods annotated `prometheus.io/scrape: "true"` are scraped
 on `prometheus.io/port` at `prometheus.io/path`), the shop's alert rules (`alerts.yaml`, in the same
 ConfigMap so that the relative `rule_files` entry resolves beside prometheus.yml), RBAC to list and watch
-pods, endpoints and services, and the `prometheus` Service on 9090.
+pods, endpoints and services, and the `prometheus` Service on 9090. Alerts go to the namespace's
+Alertmanager pods (`infra.model.alertmanager`); kube-state-metrics and the synthetic monitor's probes have
+jobs of their own (`infra.model.kube_state_metrics`, `infra.model.synthetic`); the scrape and evaluation
+interval and the rules' durations follow the stage's clock (`infra.model.alerting`).
 
 Discovery is `kubernetes_sd_configs` in both stages, reading the API with the pod's service account
 token. The local cloud's Prometheus stand-in (`sim.standins.prometheus`) turns it into a file discovery it
@@ -12,12 +15,12 @@ no Kubernetes discovery. Everything else in the config is valid for 2.42 (the te
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from infra.model import common, images
+from infra.model import alerting, common, images, kube_state_metrics, synthetic
+from infra.model.alertmanager import alerting_config
 from infra.model.common import Obj
 from infra.model.config import ModelConfig
 from infra.model.services import PROMETHEUS
@@ -26,8 +29,7 @@ PORT = 9090
 CONFIG_DIR = "/etc/prometheus"
 DATA_DIR = "/prometheus"
 UID = 65534  # the image's `nobody`
-ALERTS_FILE = Path(__file__).with_name("alerts.yaml")
-SCRAPE_INTERVAL = "15s"
+ALERTS_FILE = alerting.ALERTS_FILE
 
 
 def _meta(name: str) -> str:
@@ -59,13 +61,39 @@ def prometheus_config(config: ModelConfig) -> dict[str, Any]:
     ]
     return {
         "global": {
-            "scrape_interval": SCRAPE_INTERVAL,
-            "evaluation_interval": SCRAPE_INTERVAL,
+            # AWS's 15 s, on the stage's clock (infra.model.alerting)
+            "scrape_interval": alerting.scrape_interval(config),
+            "evaluation_interval": alerting.scrape_interval(config),
             "external_labels": {"cluster": config.cluster_name, "stage": config.stage},
         },
         "rule_files": [ALERTS_FILE.name],
+        "alerting": alerting_config(config),
         "scrape_configs": [
-            {"job_name": "pods", "kubernetes_sd_configs": [discovery], "relabel_configs": relabel}
+            {"job_name": "pods", "kubernetes_sd_configs": [discovery], "relabel_configs": relabel},
+            # the collector's prometheus exporter (infra.model.collector): the services' OTLP metrics and
+            # the spanmetrics connector's, keeping the `job`/`instance` the exporter sets (the service's)
+            {
+                "job_name": "otel-collector",
+                "honor_labels": True,
+                "kubernetes_sd_configs": [discovery],
+                "relabel_configs": [
+                    {
+                        "source_labels": [
+                            _meta("label_app_kubernetes_io_name"),
+                            _meta("container_port_name"),
+                        ],
+                        "action": "keep",
+                        "regex": "otel-collector;metrics",
+                    },
+                    {
+                        "source_labels": [_meta("phase")],
+                        "action": "drop",
+                        "regex": "Pending|Succeeded|Failed",
+                    },
+                ],
+            },
+            kube_state_metrics.scrape_config(config),
+            synthetic.scrape_config(config),
         ],
     }
 
@@ -96,7 +124,7 @@ def _rbac(config: ModelConfig) -> list[Obj]:
 def prometheus_objects(config: ModelConfig) -> list[Obj]:
     data = {
         "prometheus.yml": yaml.safe_dump(prometheus_config(config), sort_keys=False),
-        ALERTS_FILE.name: ALERTS_FILE.read_text(),
+        ALERTS_FILE.name: alerting.rules_text(config),
     }
     container: Obj = {
         "name": "prometheus",

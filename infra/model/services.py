@@ -4,8 +4,8 @@ A row says how many replicas a service runs by default (and why), whether it aut
 (ARCHITECTURE.md's "talks to" column, inverted: its NetworkPolicy admits exactly these), which peers,
 Kafka and AWS table it uses (its environment), and its size. `CALLERS` is the same graph as data, for
 the tests and the integration suite; it also holds the platform components (Kafka, the collector,
-Prometheus, Grafana). `ANYWHERE` as a caller means every source, in or outside the cluster (the ALB
-sends to frontend-proxy's pod IPs directly).
+Prometheus, Grafana) and the load generator. `ANYWHERE` as a caller means every source, in or outside the
+cluster (the ALB sends to frontend-proxy's pod IPs directly).
 """
 
 from __future__ import annotations
@@ -15,10 +15,23 @@ from typing import Final
 
 ANYWHERE: Final = "*"
 HTTP_PORT = 8080
+#: the service the ALB forwards to (its pods are the target group's IP targets)
+ALB_BACKEND: Final = "frontend-proxy"
 KAFKA = "kafka"
 COLLECTOR = "otel-collector"
 PROMETHEUS = "prometheus"
 GRAFANA = "grafana"
+#: the trace store (`infra.model.jaeger`): the collector sends it spans, Grafana and the suite query it
+JAEGER = "jaeger"
+#: Locust with the demo's shoppers (`infra.model.load_generator`); it calls frontend-proxy (anyone may)
+LOAD_GENERATOR = "load-generator"
+#: alerting and synthetic monitoring (`infra.model.alertmanager`, `kube_state_metrics`, `synthetic`): deployed
+#: with Prometheus, and only with it
+ALERTMANAGER = "alertmanager"
+ALERT_RECEIVER = "alert-receiver"
+KUBE_STATE_METRICS = "kube-state-metrics"
+SYNTHETIC = "synthetic-monitor"
+MONITORING: Final = frozenset({PROMETHEUS, ALERTMANAGER, ALERT_RECEIVER, KUBE_STATE_METRICS, SYNTHETIC})
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,9 @@ class ServiceRow:
     size: Size = field(default_factory=Size)
     extra_env: tuple[tuple[str, str], ...] = ()
     grace_seconds: int = 20
+    #: what a release checks on a new colour before it takes traffic (besides /readyz): a read that
+    #: exercises the service's own work
+    smoke_path: str = "/readyz"
 
     @property
     def module(self) -> str:
@@ -62,6 +78,7 @@ SERVICES: Final[tuple[ServiceRow, ...]] = (
             ("OTEL_COLLECTOR_URL", "http://otel-collector:4318"),
         ),
         autoscaled=True,
+        smoke_path="/",
     ),
     ServiceRow(
         "frontend",
@@ -70,6 +87,7 @@ SERVICES: Final[tuple[ServiceRow, ...]] = (
         frozenset({"frontend-proxy"}),
         peers=("product-catalog", "recommendation", "cart", "checkout"),
         autoscaled=True,
+        smoke_path="/",
     ),
     ServiceRow(
         "product-catalog",
@@ -77,6 +95,7 @@ SERVICES: Final[tuple[ServiceRow, ...]] = (
         _HTTP,
         frozenset({"frontend", "recommendation", "checkout"}),
         autoscaled=True,
+        smoke_path="/products",
     ),
     ServiceRow(
         "recommendation",
@@ -84,8 +103,17 @@ SERVICES: Final[tuple[ServiceRow, ...]] = (
         "off the buying path (pages render without it) and cached: one replica, restarted if it fails",
         frozenset({"frontend"}),
         peers=("product-catalog",),
+        smoke_path="/recommendations",
     ),
-    ServiceRow("cart", 2, _HTTP, frozenset({"frontend", "checkout"}), table="carts", autoscaled=True),
+    ServiceRow(
+        "cart",
+        2,
+        _HTTP,
+        frozenset({"frontend", "checkout"}),
+        table="carts",
+        autoscaled=True,
+        smoke_path="/carts/release-smoke-check",
+    ),
     ServiceRow(
         "checkout",
         2,
@@ -113,6 +141,7 @@ SERVICES: Final[tuple[ServiceRow, ...]] = (
         frozenset(),
         kafka=True,
         grace_seconds=30,
+        smoke_path="/flagged",
     ),
 )
 SERVICE_NAMES: Final = tuple(row.name for row in SERVICES)
@@ -124,7 +153,13 @@ CALLERS: Final[dict[str, frozenset[str]]] = {
     KAFKA: KAFKA_CLIENTS,
     COLLECTOR: frozenset(SERVICE_NAMES),
     PROMETHEUS: frozenset({GRAFANA}),
+    JAEGER: frozenset({COLLECTOR, GRAFANA}),  # spans in (OTLP); its query API (and by port-forward)
     GRAFANA: frozenset(),  # reached by `kubectl port-forward`, which NetworkPolicies do not filter
+    LOAD_GENERATOR: frozenset(),  # its web UI, the same way
+    ALERTMANAGER: frozenset({PROMETHEUS}),  # alerts in; its web UI by port-forward
+    ALERT_RECEIVER: frozenset({ALERTMANAGER}),  # notifications in; the suite reads them by port-forward
+    KUBE_STATE_METRICS: frozenset(),  # scraped only
+    SYNTHETIC: frozenset({PROMETHEUS}),  # probes run on Prometheus' scrapes; its targets are discovered
 }
 
 

@@ -1,6 +1,8 @@
-"""The objects of one service, built from its table row: ServiceAccount, `<svc>-config` ConfigMap,
-Service, Deployment, and (by the row) HorizontalPodAutoscaler and PodDisruptionBudget; plus what the
-services share: the `flags` ConfigMap and, locally, the AWS emulator's credentials Secret.
+"""The objects of one service, built from its table row: ServiceAccount, `<svc>-config` ConfigMap, its
+Deployments and Services (one of each for a `rolling` service; for a `blue-green` one, each colour's and the
+stable Service over the live colour: `infra.model.release`), and (by the row) HorizontalPodAutoscaler and
+PodDisruptionBudget; plus what the services share: the `flags` ConfigMap and, locally, the AWS emulator's
+credentials Secret.
 
 The Deployment's pod template carries a checksum of the service's ConfigMap, so a config change rolls
 the pods and an unchanged config does not; flags are not in it (services reload the flags file).
@@ -16,7 +18,8 @@ import json
 from infra.model import common
 from infra.model.common import Obj
 from infra.model.config import ModelConfig, ModelError
-from infra.model.services import HTTP_PORT, ServiceRow
+from infra.model.release import COLOUR_LABEL, COLOURS, Colour, Release, Run, coloured
+from infra.model.services import ALB_BACKEND, HTTP_PORT, ServiceRow
 from services.common.flag_contract import Flag, flag_definitions
 
 FLAGS_CONFIG_MAP = "flags"
@@ -25,11 +28,10 @@ FLAGS_DIR = "/etc/shopstack/flags"
 CREDENTIALS_SECRET = "aws-emulator-credentials"
 TIER = "shop"
 MAX_REPLICAS = 4
-CPU_TARGET_PERCENT = 70
 OTLP_ENDPOINT = "http://otel-collector:4318"
 #: how long a pod that takes traffic keeps serving once it is told to stop, before its SIGTERM: long enough
-#: for its address to leave every Service's endpoints and the ALB's target group (the AWS Load Balancer
-#: Controller deregisters it only after the pod is marked terminating), so no new request meets a closed port
+#: for its address to leave every Service's endpoints (and, for the ALB's targets, the deregistration delay
+#: more: see `drain_seconds`), so no new request meets a closed port
 DRAIN_SECONDS = 10
 KAFKA_BOOTSTRAP = "kafka:9092"
 
@@ -58,11 +60,13 @@ def service_env(config: ModelConfig, row: ServiceRow) -> dict[str, str]:
         env["CART_TABLE"] = config.carts_table
     if row.table == "orders":
         env["ORDERS_TABLE"] = config.orders_table
+    if row.callers:
+        env["DRAIN_SECONDS"] = str(drain_seconds(config, row))
     if row.table:
         env |= {"AWS_REGION": config.region, "AWS_DEFAULT_REGION": config.region}
         if config.aws_endpoint_url:
             env["AWS_ENDPOINT_URL"] = config.aws_endpoint_url
-    return env
+    return env | dict(config.env.get(row.name, {}))
 
 
 def flags_config_map(config: ModelConfig) -> Obj:
@@ -115,6 +119,19 @@ def _field_env(name: str, path: str) -> Obj:
     return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
 
 
+def desired_run(config: ModelConfig, row: ServiceRow, image: str) -> Run:
+    """What `row`'s pods should run: `image` with the configuration the model gives it now."""
+    return Run(image, common.checksum(service_env(config, row)))
+
+
+def drain_seconds(config: ModelConfig, row: ServiceRow) -> int:
+    """How long a pod of `row` keeps serving once told to stop, before its SIGTERM: the ALB's target
+    (frontend-proxy) drains for the target groups' deregistration delay; a Service's endpoint goes at once."""
+    if row.name == ALB_BACKEND:
+        return config.deregistration_delay_seconds + DRAIN_SECONDS // 2
+    return DRAIN_SECONDS
+
+
 def _container(config: ModelConfig, row: ServiceRow, image: str) -> Obj:
     env_from: list[Obj] = [{"configMapRef": {"name": f"{row.name}-config"}}]
     if row.table and config.aws_credentials is not None:
@@ -135,13 +152,18 @@ def _container(config: ModelConfig, row: ServiceRow, image: str) -> Obj:
         "volumeMounts": [tmp_mount, {"name": "flags", "mountPath": FLAGS_DIR, "readOnly": True}],
     }
     if row.callers:
-        container["lifecycle"] = {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}}
+        # lame duck: the service turns unready and closes each pooled connection after its answer, for
+        # DRAIN_SECONDS (its ConfigMap), then the kubelet sends SIGTERM
+        container["lifecycle"] = {"preStop": {"httpGet": {"path": "/drain", "port": "http"}}}
     return container
 
 
-def deployment(config: ModelConfig, row: ServiceRow, image: str, replicas: int, env: dict[str, str]) -> Obj:
+def deployment(
+    config: ModelConfig, row: ServiceRow, name: str, run: Run, replicas: int, colour: Colour | None = None
+) -> Obj:
+    """The Deployment `name` of `row`'s pods running `run` (of one colour, for a blue-green service)."""
     annotations = {
-        common.CHECKSUM_ANNOTATION: common.checksum(env),
+        common.CHECKSUM_ANNOTATION: run.config_checksum,
         common.SCRAPE: "true",
         common.SCRAPE_PORT: str(HTTP_PORT),
         common.SCRAPE_PATH: "/metrics",
@@ -156,25 +178,28 @@ def deployment(config: ModelConfig, row: ServiceRow, image: str, replicas: int, 
         if row.table and config.aws_credentials is not None
         else {}
     )
+    pod_labels = common.labels(config, row.name, TIER) | _colour_label(colour)
+    grace = row.grace_seconds + (drain_seconds(config, row) if row.callers else 0)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": common.metadata(config, row.name, row.name, tier=TIER, annotations=pod_skips or None),
+        "metadata": common.metadata(config, name, row.name, tier=TIER, annotations=pod_skips or None)
+        | {"labels": common.labels(config, row.name, TIER) | _colour_label(colour)},
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": 3,
-            "selector": {"matchLabels": common.selector(row.name)},
+            "selector": {"matchLabels": common.selector(row.name) | _colour_label(colour)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
-                "metadata": {"labels": common.labels(config, row.name, TIER), "annotations": annotations},
+                "metadata": {"labels": pod_labels, "annotations": annotations},
                 "spec": {
                     "serviceAccountName": row.name,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": row.grace_seconds,
+                    "terminationGracePeriodSeconds": grace,
                     "securityContext": common.pod_security(),
                     "topologySpreadConstraints": common.zone_spread(row.name),
-                    "containers": [_container(config, row, image)],
+                    "containers": [_container(config, row, run.image)],
                     "volumes": [
                         common.tmp_volume()[0],
                         {"name": "flags", "configMap": {"name": FLAGS_CONFIG_MAP}},
@@ -185,13 +210,31 @@ def deployment(config: ModelConfig, row: ServiceRow, image: str, replicas: int, 
     }
 
 
-def hpa(config: ModelConfig, row: ServiceRow, minimum: int) -> Obj:
+def _colour_label(colour: Colour | None) -> dict[str, str]:
+    return {COLOUR_LABEL: colour} if colour else {}
+
+
+def service(config: ModelConfig, row: ServiceRow, name: str, colour: Colour | None = None) -> Obj:
+    """The Service `name` over `row`'s pods (of one colour only, when `colour` is given)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": common.metadata(config, name, row.name, tier=TIER),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": common.selector(row.name) | _colour_label(colour),
+            "ports": [common.port("http", HTTP_PORT)],
+        },
+    }
+
+
+def hpa(config: ModelConfig, row: ServiceRow, target: str, minimum: int) -> Obj:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": common.metadata(config, row.name, row.name, tier=TIER),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": row.name},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
             "minReplicas": minimum,
             "maxReplicas": max(MAX_REPLICAS, minimum),
             "metrics": [
@@ -199,15 +242,26 @@ def hpa(config: ModelConfig, row: ServiceRow, minimum: int) -> Obj:
                     "type": "Resource",
                     "resource": {
                         "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": CPU_TARGET_PERCENT},
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": config.autoscaling.hpa_cpu_target_percent,
+                        },
                     },
                 }
             ],
+            # how long it keeps its highest recent recommendation before scaling in (the cluster
+            # autoscaler then removes the nodes the pods leave unneeded)
+            "behavior": {
+                "scaleDown": {
+                    "stabilizationWindowSeconds": config.autoscaling.hpa_scale_down_stabilization_seconds
+                }
+            },
         },
     }
 
 
 def pdb(config: ModelConfig, row: ServiceRow) -> Obj:
+    """At least one pod of the service (of either colour) stays up through voluntary disruptions."""
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
@@ -217,26 +271,28 @@ def pdb(config: ModelConfig, row: ServiceRow) -> Obj:
 
 
 def service_objects(config: ModelConfig, row: ServiceRow, image: str, replicas: int) -> list[Obj]:
-    """Every object of one service (any order: `render` sorts them)."""
+    """Every object of one service (any order: `render` sorts them): one Deployment and Service for a
+    `rolling` service; two colours and the stable Service that selects the live one for `blue-green`."""
     env = service_env(config, row)
-    role_arn = config.role_arns.get(row.name)
+    desired = desired_run(config, row, image)
     objects: list[Obj] = [
-        common.service_account(config, row.name, role_arn=role_arn, tier=TIER),
+        common.service_account(config, row.name, role_arn=config.role_arns.get(row.name), tier=TIER),
         common.config_map(config, f"{row.name}-config", row.name, env, TIER),
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": common.metadata(config, row.name, row.name, tier=TIER),
-            "spec": {
-                "type": "ClusterIP",
-                "selector": common.selector(row.name),
-                "ports": [common.port("http", HTTP_PORT)],
-            },
-        },
-        deployment(config, row, image, replicas, env),
     ]
+    if config.strategy(row.name) == "rolling":
+        objects += [service(config, row, row.name), deployment(config, row, row.name, desired, replicas)]
+        scaled = row.name
+    else:
+        release = config.releases.get(row.name, Release())
+        objects.append(service(config, row, row.name, release.live))
+        for colour in COLOURS:
+            name = coloured(row.name, colour)
+            count = release.replicas.get(colour, replicas if colour == release.live else 0)
+            run = release.runs.get(colour, desired)
+            objects += [service(config, row, name, colour), deployment(config, row, name, run, count, colour)]
+        scaled = coloured(row.name, release.live)
     if row.autoscaled:
-        objects.append(hpa(config, row, replicas))
+        objects.append(hpa(config, row, scaled, replicas))
     if replicas >= 2:
         objects.append(pdb(config, row))
     return objects

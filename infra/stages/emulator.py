@@ -55,6 +55,12 @@ def _emulator_data(stage: str) -> dict[str, Any]:
         "state_bucket_tls_only": False,
         "image_publisher": "local-store",
         "kube_access": "kubeconfig",
+        # the same draining as in AWS, for a shorter time: requests on loopback finish in milliseconds,
+        # and every release and every stopping frontend-proxy pod waits this long
+        "deregistration_delay_seconds": 10,
+        # the load generator idle until asked (`infra.ops.load users=N`): on a shared laptop or CI machine
+        # its shoppers would take the CPU that the suite's own measured loads and the HPAs read
+        "load_users": 0,
     }
 
 

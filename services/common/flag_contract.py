@@ -13,7 +13,8 @@ from typing import Any
 
 
 class Flag(StrEnum):
-    """The failure flags of the OpenTelemetry Demo that Shopstack implements."""
+    """The flags of the OpenTelemetry Demo that Shopstack implements: the services' failures, and the load
+    generator's flood of the home page."""
 
     PRODUCT_CATALOG_FAILURE = "productCatalogFailure"
     RECOMMENDATION_CACHE_FAILURE = "recommendationCacheFailure"
@@ -22,6 +23,7 @@ class Flag(StrEnum):
     CART_FAILURE = "cartFailure"
     KAFKA_QUEUE_PROBLEMS = "kafkaQueueProblems"
     FAILED_READINESS_PROBE = "failedReadinessProbe"
+    LOAD_GENERATOR_FLOOD_HOMEPAGE = "loadGeneratorFloodHomepage"
 
 
 FLAG_DESCRIPTIONS: dict[Flag, str] = {
@@ -32,8 +34,12 @@ FLAG_DESCRIPTIONS: dict[Flag, str] = {
     Flag.CART_FAILURE: "Fail cart service",
     Flag.KAFKA_QUEUE_PROBLEMS: "Overload Kafka queue and delay its consumers",
     Flag.FAILED_READINESS_PROBE: "Readiness probe failure for cart service",
+    Flag.LOAD_GENERATOR_FLOOD_HOMEPAGE: "Flood the frontend with a large amount of requests",
 }
-NUMERIC_FLAGS = frozenset({Flag.PAYMENT_FAILURE, Flag.KAFKA_QUEUE_PROBLEMS})
+#: a probability (paymentFailure) or a count: extra copies of each order, extra home-page requests per flood
+NUMERIC_FLAGS = frozenset(
+    {Flag.PAYMENT_FAILURE, Flag.KAFKA_QUEUE_PROBLEMS, Flag.LOAD_GENERATOR_FLOOD_HOMEPAGE}
+)
 
 
 def flag_definitions(values: Mapping[Flag, bool | float]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.processor.baggage import BaggageSpanProcessor
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -30,6 +31,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] [trace_id=%(trace_id)s] %(message)s"
+#: the baggage entry synthetic traffic carries (`synthetic_request=true`), kept on its spans
+SYNTHETIC_BAGGAGE = "synthetic_request"
 
 
 class TraceIdFilter(logging.Filter):
@@ -92,6 +95,9 @@ def setup_telemetry(service_name: str, log_level: str = "INFO", version: str = "
     exporting = [s for s in ("traces", "metrics", "logs") if _exports(s)]
 
     tracer_provider = TracerProvider(resource=resource)
+    # synthetic traffic (the load generator's, the synthetic probes') says so in baggage: every span of it
+    # carries the entry, so telemetry can tell it apart
+    tracer_provider.add_span_processor(BaggageSpanProcessor(SYNTHETIC_BAGGAGE.__eq__))
     if "traces" in exporting:
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(tracer_provider)

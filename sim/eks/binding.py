@@ -160,7 +160,7 @@ class EksBinding:
                     continue
                 changed = True
             await self._publish(eks, hosted)
-            plan = plan_nodes(eks.region, eks.nodegroups, hosted.nodes)
+            plan = plan_nodes(eks.region, eks.nodegroups, hosted.nodes, hosted.leaving())
             self._warn(name, plan.problems)
             hosted.follow(plan, self._write_state)
         return changed

@@ -1,6 +1,6 @@
 """One EKS cluster made real: a `LocalCluster` (API server, controllers, node agent, network) served by
 hypercorn on its own loopback port in the binding's loop, its kubeconfig, and its Nodes kept equal to the
-plan of its node groups.
+plan of its node groups (where a group shrinks, the nodes the cluster autoscaler is removing go first).
 
 The cluster starts with no nodes; `apply(plan)` (in the background: `follow(plan)`, so that a slow drain
 holds up no other cluster) adds the planned nodes that are missing and removes the surplus: all surplus
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.cluster import ClusterConfig, LocalCluster
-from sim.eks.drain import cordon, remove_node
+from sim.eks.drain import NODES, cordon, remove_node
 from sim.eks.emulator import EksCluster
 from sim.eks.nodes import NodeSpec, Plan
 from sim.k8s.kubeconfig import write_kubeconfig
@@ -32,6 +32,8 @@ from sim.supervisor.process import free_port
 log = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT_SECONDS = 1.0
+#: the taint the cluster autoscaler puts on a node it removes
+TO_BE_DELETED = "ToBeDeletedByClusterAutoscaler"
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 60.0
 
@@ -125,6 +127,16 @@ class HostedCluster:
         with contextlib.suppress(OSError):
             await writer.wait_closed()
         return True
+
+    def leaving(self) -> set[str]:
+        """The nodes the cluster autoscaler is removing (tainted `ToBeDeletedByClusterAutoscaler`): when
+        their group shrinks, they are the ones to go, as the autoscaler terminates those very instances."""
+        found = set()
+        for node in self.cluster.store.iter_objects(NODES):
+            taints = (node.get("spec") or {}).get("taints") or []
+            if any(t.get("key") == TO_BE_DELETED for t in taints):
+                found.add(str(node["metadata"]["name"]))
+        return found
 
     def follow(self, plan: Plan, changed: Callable[[], None]) -> None:
         """Apply `plan` in the background, calling `changed` when nodes came or went; while an earlier

@@ -5,7 +5,9 @@ availability zones); each instance is named by its private address as EC2 names 
 (`ip-10-0-1-23.ec2.internal`). Here node number `i` of a group goes to subnet `i mod n`, and its address
 is picked inside that subnet's CIDR from a hash of (group, i): the same group and size always give the
 same names. A plan keeps the nodes that exist and adds or drops from the end, so scaling down removes the
-newest nodes first, and a name and address once given stay.
+newest nodes first, and a name and address once given stay; except that the nodes `leaving` (those the
+cluster autoscaler marked for deletion, as it terminates that very instance in AWS) go before any other,
+and a new node then takes the lowest slot free (so the group's nodes stay spread over its subnets).
 
 The Node reports that private address as EKS's do (`InternalIP`, then the private DNS name as
 `InternalDNS` and `Hostname`), though nothing listens on it here: the node's processes run on loopback,
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,9 +142,13 @@ def _address(subnet: Subnet, group: NodeGroup, index: int, taken: set[str]) -> i
 
 
 def plan_nodes(
-    region: str, groups: Iterable[NodeGroup], current: Mapping[tuple[str, int], NodeSpec] | None = None
+    region: str,
+    groups: Iterable[NodeGroup],
+    current: Mapping[tuple[str, int], NodeSpec] | None = None,
+    leaving: Set[str] = frozenset(),
 ) -> Plan:
-    """The nodes of `groups`: the `current` ones that still fit their group's size, then new ones."""
+    """The nodes of `groups`: the `current` ones that still fit their group's size (those not `leaving`
+    first, then the oldest), then new ones in the lowest free slots."""
     current = current or {}
     groups = sorted(groups, key=lambda g: g.name)
     nodes: dict[tuple[str, int], NodeSpec] = {}
@@ -155,15 +162,17 @@ def plan_nodes(
             problems[group.name] = "none of its subnets exists in the emulator"
         else:
             usable.append((group, capacity))
-            for index in range(group.desired):
-                kept = current.get((group.name, index))
-                if kept is not None:
-                    nodes[group.name, index] = kept
+            mine = sorted(
+                (key for key in current if key[0] == group.name),
+                key=lambda key: (current[key].name in leaving, key[1]),
+            )
+            for key in mine[: group.desired]:
+                nodes[key] = current[key]
     taken = {spec.address for spec in nodes.values()}
     for group, capacity in usable:
-        for index in range(group.desired):
-            if (group.name, index) in nodes:
-                continue
+        free = (i for i in itertools.count() if (group.name, i) not in nodes)
+        while sum(1 for key in nodes if key[0] == group.name) < group.desired:
+            index = next(free)
             subnet = group.subnets[index % len(group.subnets)]
             address = _address(subnet, group, index, taken)
             taken.add(str(address))

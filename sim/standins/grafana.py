@@ -6,7 +6,9 @@ At start it reads the provisioning directory as Grafana does (`datasources/*.yam
 `options.path` holding the dashboards' JSON files) and stops with one line naming the bad file if any
 is invalid. Then it serves the read-only part of Grafana's HTTP API that checks need: `/api/health`,
 `/api/datasources`, `/api/search` (uid, title, tags, folder of each dashboard, `query` filters by
-title), `/api/dashboards/uid/<uid>`, and `/metrics` for Prometheus's scrape.
+title), `/api/dashboards/uid/<uid>`, `/metrics` for Prometheus's scrape, and the data source query API the
+panels' queries go through, `POST /api/ds/query`, answered by querying the provisioned Prometheus as
+Grafana does (`sim.standins.grafana_query`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import yaml
 from quart import Quart, Response, request
 
 from sim.serving import serve_until_signalled
+from sim.standins.grafana_query import query_data
 
 VERSION = "11.2.0-standin"
 GRACEFUL_TIMEOUT_SECONDS = 2.0
@@ -163,6 +166,12 @@ def create_app(provisioned: Provisioned) -> Quart:
             return answer({"message": "Dashboard not found"}, 404)
         folder, board = provisioned.dashboards[uid]
         return answer({"dashboard": board, "meta": {"folderTitle": folder, "provisioned": True}})
+
+    @app.post("/api/ds/query")
+    async def ds_query() -> Response:
+        body = await request.get_json(force=True, silent=True)
+        status, answer_body = await query_data(provisioned.datasources, body)
+        return answer(answer_body, status)
 
     @app.get("/metrics")
     async def metrics() -> Response:

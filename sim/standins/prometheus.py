@@ -6,8 +6,11 @@ Kubernetes discovery, and a local process has no in-cluster service-account toke
 the config the pod mounts (`--config.file`), replaces each `kubernetes_sd_configs` (role `pod`) with a
 `file_sd_configs` whose file it keeps up to date from the cluster's API, carrying the same
 `__meta_kubernetes_pod_*` labels Prometheus's own discovery gives, so the config's relabelling works
-unchanged; relative `rule_files` are made absolute against the mounted config's directory. Prometheus runs
-as its child and dies with it; a config it cannot read exits 2 with one line.
+unchanged (in `scrape_configs` and in `alerting.alertmanagers` alike). An `http_sd_configs` whose URL names
+a cluster Service, which the binary cannot resolve here, becomes a file discovery too, fetched by this
+wrapper (which resolves it) at the config's `refresh_interval`. Relative `rule_files` are made absolute
+against the mounted config's directory. Prometheus runs as its child and dies with it; a config it cannot
+read exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
 
 from sim.kubelet.lifeline import die_with_parent
+from sim.standins.binaries import is_cluster_name
 
 CONFIG_FLAG = "--config.file="
 LOCAL_API_TOKEN = "shopstack-local"  # what the local API's kubeconfigs carry (sim/k8s/kubeconfig.py)
@@ -90,6 +95,24 @@ def pod_targets(pod: dict[str, Any]) -> list[dict[str, Any]]:
     return groups
 
 
+class HttpDiscovery:
+    """One `http_sd_configs` entry whose URL the binary cannot resolve, kept as a file of target groups."""
+
+    def __init__(self, url: str, target: Path) -> None:
+        self.url = url
+        self.target = target
+
+    def refresh(self, http: httpx.Client) -> None:
+        response = httpx.get(self.url, timeout=10)  # not with the cluster API's token
+        response.raise_for_status()
+        groups = response.json()
+        if not isinstance(groups, list):
+            raise ValueError(f"{self.url} did not answer a list of target groups")
+        partial = self.target.with_name(f".{self.target.name}.tmp")
+        partial.write_text(json.dumps(groups, indent=1))
+        os.replace(partial, self.target)
+
+
 class Discovery:
     """One `kubernetes_sd_configs` entry, kept as a file of target groups."""
 
@@ -114,37 +137,55 @@ class Discovery:
         os.replace(partial, self.target)
 
 
+def _cluster_url(url: str) -> bool:
+    host = urlsplit(url).hostname
+    return bool(host) and is_cluster_name(str(host))
+
+
 def rewrite(
     config: dict[str, Any], api_server: str, config_dir: Path, workdir: Path
-) -> tuple[dict[str, Any], list[Discovery]]:
-    """`config` with its Kubernetes discovery as files this wrapper writes, and its rule files absolute."""
-    discoveries: list[Discovery] = []
-    for scrape in config.get("scrape_configs") or []:
+) -> tuple[dict[str, Any], list[Discovery | HttpDiscovery]]:
+    """`config` with its Kubernetes discovery, and its HTTP discovery of cluster Services, as files this
+    wrapper writes, and its rule files absolute."""
+    discoveries: list[Discovery | HttpDiscovery] = []
+    alertmanagers = (config.get("alerting") or {}).get("alertmanagers") or []
+    sections = [(s, s.get("job_name", "job")) for s in config.get("scrape_configs") or []]
+    sections += [(a, f"alertmanagers-{i}") for i, a in enumerate(alertmanagers)]
+    for section, name in sections:
         kept = []
-        for sd in scrape.pop("kubernetes_sd_configs", None) or []:
+        for sd in section.pop("kubernetes_sd_configs", None) or []:
             if sd.get("role", "pod") != "pod":
-                raise ValueError(
-                    f"job {scrape.get('job_name')}: only role pod is supported, not {sd['role']}"
-                )
-            target = workdir / f"targets-{_label_name(scrape.get('job_name', 'job'))}-{len(discoveries)}.json"
+                raise ValueError(f"{name}: only role pod is supported, not {sd['role']}")
+            target = workdir / f"targets-{_label_name(name)}-{len(discoveries)}.json"
             names = (sd.get("namespaces") or {}).get("names") or []
             discoveries.append(Discovery(sd.get("api_server", api_server), list(names), target))
             kept.append({"files": [str(target)], "refresh_interval": "5s"})
+        remote = []
+        for sd in section.pop("http_sd_configs", None) or []:
+            if not _cluster_url(str(sd.get("url", ""))):
+                remote.append(sd)
+                continue
+            target = workdir / f"targets-{_label_name(name)}-{len(discoveries)}.json"
+            discoveries.append(HttpDiscovery(str(sd["url"]), target))
+            kept.append({"files": [str(target)], "refresh_interval": sd.get("refresh_interval", "5s")})
+        if remote:
+            section["http_sd_configs"] = remote
         if kept:
-            scrape["file_sd_configs"] = [*(scrape.get("file_sd_configs") or []), *kept]
+            section["file_sd_configs"] = [*(section.get("file_sd_configs") or []), *kept]
     config["rule_files"] = [str(config_dir / rule) for rule in config.get("rule_files") or []]
     return config, discoveries
 
 
-def keep_discovering(discoveries: list[Discovery], stop: threading.Event) -> None:
+def keep_discovering(discoveries: list[Discovery | HttpDiscovery], stop: threading.Event) -> None:
     headers = {"Authorization": f"Bearer {LOCAL_API_TOKEN}"}
     with httpx.Client(headers=headers, timeout=10) as http:
         while not stop.is_set():
             for discovery in discoveries:
+                where = discovery.url if isinstance(discovery, HttpDiscovery) else discovery.api_server
                 try:
                     discovery.refresh(http)
-                except (httpx.HTTPError, ValueError) as err:
-                    log.warning("pod discovery from %s failed: %s", discovery.api_server, err)
+                except (httpx.HTTPError, ValueError, OSError) as err:
+                    log.warning("discovery from %s failed: %s", where, err)
             stop.wait(REFRESH_SECONDS)
 
 

@@ -127,6 +127,19 @@ def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
     return bytes(out)
 
 
+#: the export request message of each signal
+REQUEST_TYPES: dict[Signal, type[Message]] = {
+    "traces": ExportTraceServiceRequest,
+    "metrics": ExportMetricsServiceRequest,
+    "logs": ExportLogsServiceRequest,
+}
+
+
+def parse_request(signal: Signal, body: bytes, fmt: WireFormat) -> Message:
+    """The Export*ServiceRequest of `signal` in `body` (decompressed), as sent; 400 when malformed."""
+    return _parse(body, fmt, REQUEST_TYPES[signal])
+
+
 def decode_traces(body: bytes, fmt: WireFormat) -> Decoded[Span]:
     request = _parse(body, fmt, ExportTraceServiceRequest)
     spans: list[Span] = []

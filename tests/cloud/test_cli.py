@@ -191,10 +191,19 @@ def test_a_sigkilled_eks_binding_leaves_no_pod_and_down_still_cleans_up(tmp_path
         assert poll(kubeconfig.exists, within=30)
         kubectl = Kubectl(binary, kubeconfig)
         assert poll(lambda: "Ready" in kubectl("get", "nodes"), within=30)
-        probe = {"httpGet": {"path": "/healthz", "port": 4318}, "periodSeconds": 1}
-        container = {"name": "app", "image": "otel/opentelemetry-collector:0.111.0", "readinessProbe": probe}
+        kubectl("apply", "-f", "-", input=json.dumps(COLLECTOR_CONFIG))
+        probe = {"tcpSocket": {"port": 4318}, "periodSeconds": 1}
+        container = {
+            "name": "app",
+            "image": "otel/opentelemetry-collector:0.111.0",
+            "args": ["--config=/conf/config.yaml"],
+            "readinessProbe": probe,
+            "volumeMounts": [{"name": "conf", "mountPath": "/conf"}],
+        }
+        volume = {"name": "conf", "configMap": {"name": "collector"}}
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "collector", "namespace": "default"}}
-        kubectl("apply", "-f", "-", input=json.dumps({**pod, "spec": {"containers": [container]}}))
+        spec = {"containers": [container], "volumes": [volume]}
+        kubectl("apply", "-f", "-", input=json.dumps({**pod, "spec": spec}))
         kubectl("wait", "--for=condition=Ready", "pod/collector", "--timeout=60s")
         status = get_json(kubectl, "pod", "collector")["status"]
         pod_pid = int(status["containerStatuses"][0]["containerID"].removeprefix("process://"))
@@ -210,6 +219,21 @@ def test_a_sigkilled_eks_binding_leaves_no_pod_and_down_still_cleans_up(tmp_path
     assert down.returncode == 0, down.stdout + down.stderr
     assert not alive(pod_pid)
     assert not tcp_open(status["podIP"], 4318)
+
+
+#: the smallest configuration a collector runs: OTLP/HTTP in, the debug exporter out
+COLLECTOR_CONFIG = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "collector", "namespace": "default"},
+    "data": {
+        "config.yaml": (
+            "receivers: {otlp: {protocols: {http: {endpoint: '0.0.0.0:4318'}}}}\n"
+            "exporters: {debug: {}}\n"
+            "service: {pipelines: {traces: {receivers: [otlp], exporters: [debug]}}}\n"
+        )
+    },
+}
 
 
 def create_eks_cluster(env: dict[str, str]) -> None:

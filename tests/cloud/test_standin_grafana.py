@@ -4,26 +4,36 @@ datasource and dashboards; a bad dashboard file stops it at start with one line 
 
 from __future__ import annotations
 
+import itertools
 import json
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from containers.nodestore import ImageStore
 from infra.model import render
+from infra.model.grafana import DASHBOARD_FILES
 from sim.standins import table as standins
 from sim.standins.table import Placement
 from sim.supervisor.process import ManagedProcess, free_port, http_ok
-from tests.support.cluster import Cluster, get_json, start_cluster
+from tests.support.cluster import Cluster, get_json, poll, start_cluster
+from tests.support.waiting import until
 from tests.unit.model_configs import LOCAL, find
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
+#: uid -> title of the dashboards in infra/dashboards
+REPOSITORY_DASHBOARDS = {
+    (board := json.loads(path.read_text()))["uid"]: board["title"] for path in DASHBOARD_FILES.glob("*.json")
+}
 
 
 def write_grafana_volumes(root: Path) -> tuple[Path, Path]:
@@ -98,21 +108,23 @@ def test_the_grafana_images_resolve_to_the_stand_in_with_the_mounted_provisionin
 
 def test_it_serves_the_provisioned_datasource_and_dashboards(grafana: str) -> None:
     assert get(f"{grafana}/api/health")["database"] == "ok"
-    (source,) = get(f"{grafana}/api/datasources")
-    assert (source["name"], source["type"], source["url"]) == (
+    sources = {s["type"]: s for s in get(f"{grafana}/api/datasources")}
+    assert set(sources) == {"prometheus", "jaeger"}
+    assert (sources["prometheus"]["name"], sources["prometheus"]["url"]) == (
         "Prometheus",
-        "prometheus",
         "http://prometheus:9090",
     )
+    assert (sources["jaeger"]["name"], sources["jaeger"]["url"]) == ("Jaeger", "http://jaeger:16686")
     found = {board["uid"]: board["title"] for board in get(f"{grafana}/api/search")}
-    assert found == {"shop-overview": "Shop overview", "shop-orders": "Orders and Kafka"}
+    assert found == REPOSITORY_DASHBOARDS
     assert [b["uid"] for b in get(f"{grafana}/api/search?query=overview")] == ["shop-overview"]
     board = get(f"{grafana}/api/dashboards/uid/shop-overview")
     assert board["meta"] == {"folderTitle": "Shopstack", "provisioned": True}
     assert next(p["title"] for p in board["dashboard"]["panels"]) == "Requests per second by service"
     missing = httpx.get(f"{grafana}/api/dashboards/uid/nope", timeout=5)
     assert missing.status_code == 404
-    assert "grafana_stand_in_dashboards 2" in httpx.get(f"{grafana}/metrics", timeout=5).text
+    metrics = httpx.get(f"{grafana}/metrics", timeout=5).text
+    assert f"grafana_stand_in_dashboards {len(REPOSITORY_DASHBOARDS)}" in metrics
 
 
 @pytest.mark.parametrize(
@@ -174,5 +186,194 @@ def test_the_rendered_grafana_runs_as_a_pod_of_the_local_cluster(cluster: Cluste
     pods = get_json(cluster.kubectl, "-n", "shopstack", "pods", "-l", "app.kubernetes.io/name=grafana")
     (pod,) = pods["items"]
     url = f"http://{pod['status']['podIP']}:3000"
-    assert {board["uid"] for board in get(f"{url}/api/search")} == {"shop-overview", "shop-orders"}
+    assert {board["uid"] for board in get(f"{url}/api/search")} == set(REPOSITORY_DASHBOARDS)
     assert get(f"{url}/api/datasources")[0]["url"] == "http://prometheus:9090"
+
+
+# --- the data source query API, against a real Prometheus (Debian's binary)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's Prometheus scraping itself every second, with a minute of samples when handed over."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("Debian's prometheus is not installed")
+    workdir = tmp_path_factory.mktemp("prometheus")
+    port = free_port(HOST)
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": "prometheus", "static_configs": [{"targets": [f"{HOST}:{port}"]}]}],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    argv = [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}"]
+    process = ManagedProcess(
+        "prometheus", [*argv, f"--web.listen-address={HOST}:{port}"], workdir / "prometheus.log"
+    ).start()
+    url = f"http://{HOST}:{port}"
+    process.wait_ready(lambda: http_ok(f"{url}/-/ready"), timeout=START_TIMEOUT)
+    try:
+        assert poll(lambda: len(query_range(url, "up")) >= 5, within=30)
+        yield url
+    finally:
+        process.stop()
+
+
+def query_range(prometheus: str, expr: str) -> list[Any]:
+    now = time.time()
+    params = {"query": expr, "start": str(now - 60), "end": str(now), "step": "1"}
+    result = httpx.get(f"{prometheus}/api/v1/query_range", params=params, timeout=5).json()["data"]["result"]
+    return list(result[0]["values"]) if result else []
+
+
+@pytest.fixture(scope="module")
+def querying_grafana(prometheus: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The stand-in provisioned with the model's dashboards and a Prometheus data source at `prometheus`."""
+    root = tmp_path_factory.mktemp("grafana-query")
+    provisioning, dashboards = write_grafana_volumes(root)
+    sources = yaml.safe_load((provisioning / "datasources" / "datasources.yaml").read_text())
+    for source in sources["datasources"]:
+        if source["type"] == "prometheus":
+            source["url"] = prometheus
+            source["jsonData"]["timeInterval"] = "1s"
+    (provisioning / "datasources" / "datasources.yaml").write_text(yaml.safe_dump(sources))
+    port = free_port(HOST)
+    argv = [sys.executable, "-m", "sim.standins.grafana", "--listen", f"{HOST}:{port}"]
+    process = ManagedProcess(
+        "grafana-standin",
+        [*argv, "--provisioning", str(provisioning)],
+        root / "grafana.log",
+        env=grafana_env(dashboards),
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    url = f"http://{HOST}:{port}"
+    process.start().wait_ready(lambda: http_ok(f"{url}/api/health"), timeout=START_TIMEOUT)
+    try:
+        yield url
+    finally:
+        assert process.stop() == 0
+
+
+def ds_query(
+    grafana: str, *queries: dict[str, Any], start: str = "now-1m", end: str = "now"
+) -> httpx.Response:
+    """What Grafana's frontend posts for a panel."""
+    body = {
+        "queries": [
+            {
+                "refId": "A",
+                "datasource": {"type": "prometheus", "uid": "prometheus"},
+                "range": True,
+                "instant": False,
+                "interval": "",
+                "intervalMs": 1000,
+                "maxDataPoints": 600,
+                "utcOffsetSec": 0,
+                **query,
+            }
+            for query in queries
+        ],
+        "from": start,
+        "to": end,
+    }
+    return httpx.post(f"{grafana}/api/ds/query", json=body, timeout=30)
+
+
+def test_a_range_query_answers_grafanas_data_frames(querying_grafana: str) -> None:
+    def last_minute() -> tuple[int, httpx.Response]:
+        now = int(time.time() * 1000)
+        query = {"expr": 'up{job="prometheus"}', "legendFormat": "{{job}} at {{instance}}"}
+        return now, ds_query(querying_grafana, query, start=str(now - 60_000), end=str(now))
+
+    def five_points(asked: tuple[int, httpx.Response]) -> bool:
+        frames = asked[1].json()["results"]["A"]["frames"] if asked[1].status_code == 200 else []
+        return bool(frames) and len(frames[0]["data"]["values"][0]) >= 5
+
+    # Prometheus scrapes itself every second from its start: five points within seconds
+    now, answer = until(last_minute, five_points, what="five seconds of Prometheus' own samples")
+    assert answer.status_code == 200, answer.text
+    (frame,) = answer.json()["results"]["A"]["frames"]
+    schema = frame["schema"]
+    assert schema["refId"] == "A"
+    assert schema["meta"]["type"] == "timeseries-multi"
+    assert schema["meta"]["custom"] == {"resultType": "matrix"}
+    assert schema["meta"]["executedQueryString"] == 'Expr: up{job="prometheus"}\nStep: 1s'
+    time_field, value_field = schema["fields"]
+    assert (time_field["name"], time_field["type"], time_field["config"]) == (
+        "Time",
+        "time",
+        {"interval": 1000},
+    )
+    assert value_field["labels"]["job"] == "prometheus"
+    assert value_field["config"]["displayNameFromDS"].startswith("prometheus at 127.0.0.1:")
+    times, values = frame["data"]["values"]
+    assert len(times) == len(values) >= 5
+    assert set(values) == {1}
+    assert all(b - a == 1000 for a, b in itertools.pairwise(times))
+    assert now - 60_000 <= times[0]
+    assert times[-1] <= now
+
+
+def test_grafanas_interval_variables_are_interpolated_from_the_scrape_interval(querying_grafana: str) -> None:
+    expr = "sum(rate(prometheus_http_requests_total[$__rate_interval])) * 0 + $__interval_ms"
+    answer = ds_query(querying_grafana, {"expr": expr})
+    assert answer.status_code == 200, answer.text
+    frame = answer.json()["results"]["A"]["frames"][0]
+    # a minute over 600 points: Grafana's 100 ms, under the data source's 1 s scrape interval, so 1 s;
+    # its rate interval: the larger of 1 s + 1 s and 4 x 1 s
+    assert "[4s]" in frame["schema"]["meta"]["executedQueryString"]
+    assert set(frame["data"]["values"][1]) == {1000}
+    wide = ds_query(querying_grafana, {"expr": "vector($__range_s)"}, start="now-6h")
+    executed = wide.json()["results"]["A"]["frames"][0]["schema"]["meta"]["executedQueryString"]
+    assert "vector(21600)" in executed
+    assert executed.endswith("Step: 30s")  # 6 h over 600 points: 36 s, rounded as Grafana does
+
+
+def test_an_instant_query_answers_one_numeric_frame_per_series(querying_grafana: str) -> None:
+    answer = ds_query(querying_grafana, {"expr": "count(up)", "instant": True, "range": False})
+    (frame,) = answer.json()["results"]["A"]["frames"]
+    assert frame["schema"]["meta"]["type"] == "numeric-multi"
+    assert frame["data"]["values"][1] == [1]
+
+
+def test_no_series_is_one_frame_without_fields(querying_grafana: str) -> None:
+    answer = ds_query(querying_grafana, {"expr": 'up{job="nothing"}'})
+    assert answer.status_code == 200
+    (frame,) = answer.json()["results"]["A"]["frames"]
+    assert frame["schema"]["fields"] == []
+    assert frame["data"]["values"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "says"),
+    [
+        ({"expr": "sum(up"}, 400, "parse error"),
+        ({"expr": 'up{job="$job"}'}, 400, "$job: template variables are the frontend's to interpolate"),
+        (
+            {"expr": "up", "datasource": {"type": "prometheus", "uid": "nope"}},
+            404,
+            "data source 'nope' not found",
+        ),
+        ({"query": "x", "datasource": {"type": "jaeger", "uid": "jaeger"}}, 501, "does not implement jaeger"),
+    ],
+)
+def test_a_query_that_fails_says_why_in_its_result_and_the_answer_is_400(
+    querying_grafana: str, query: dict[str, Any], status: int, says: str
+) -> None:
+    answer = ds_query(querying_grafana, {"expr": "up", "refId": "B"}, {**query, "refId": "A"})
+    assert answer.status_code == 400
+    results = answer.json()["results"]
+    assert results["A"]["status"] == status
+    assert says in results["A"]["error"]
+    assert results["B"]["status"] == 200  # the other query of the request is answered
+
+
+def test_every_panel_query_of_the_repository_dashboards_is_valid_promql(querying_grafana: str) -> None:
+    """Against a Prometheus without the shop's series: each query is accepted (its data is the
+    integration suite's to check, against the running shop)."""
+    for board in get(f"{querying_grafana}/api/search"):
+        dashboard = get(f"{querying_grafana}/api/dashboards/uid/{board['uid']}")["dashboard"]
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                answer = ds_query(querying_grafana, target)
+                assert answer.status_code == 200, f"{board['title']} / {panel['title']}: {answer.text}"

@@ -1,7 +1,8 @@
 """The image stand-ins: the Kafka image runs Tansu with its storage in the AWS emulator's S3, so that a
 restarted broker still has its topic and a group's committed offset; the Collector image runs the
-telemetry receiver in a pod of a real cluster; the Prometheus image runs `prometheus` with the container's
-args as the pod's volumes mount them; an image with neither a stand-in nor a local build is ErrImagePull."""
+collector stand-in on the configuration its pod mounts, in a pod of a real cluster; the Prometheus image
+runs `prometheus` with the container's args as the pod's volumes mount them; an image with neither a
+stand-in nor a local build is ErrImagePull."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from containers.nodestore import ImageStore
+from infra.model import images
+from infra.model.collector import collector_config
 from sim.standins import table as standins
 from sim.standins.table import Placement
 from sim.supervisor.process import ManagedProcess, http_ok, tcp_open
@@ -36,6 +40,8 @@ KAFKA_WAIT = 30.0
         ("confluentinc/cp-kafka:7.6.1", "kafka"),
         ("otel/opentelemetry-collector-contrib:0.111.0", "otel-collector"),
         ("otel/opentelemetry-collector@sha256:" + "a" * 64, "otel-collector"),
+        ("docker.io/jaegertracing/jaeger:2.15.1@sha256:" + "b" * 64, "jaeger"),
+        ("jaegertracing/all-in-one:1.60", None),
         ("prom/prometheus:v2.53.0", "prometheus"),
         ("quay.io/prometheus/prometheus:v2.53.0", "prometheus"),
         ("shopstack/payment:latest", None),
@@ -162,16 +168,39 @@ def one_container_pod(name: str, image: str, **container: object) -> str:
     )
 
 
-def test_collector_image_runs_the_telemetry_receiver_in_a_pod(cluster: Cluster) -> None:
-    probe = {"httpGet": {"path": "/healthz", "port": standins.OTLP_HTTP_PORT}, "periodSeconds": 1}
-    manifest = one_container_pod(
-        "collector", "otel/opentelemetry-collector-contrib:0.111.0", readinessProbe=probe
+def test_collector_image_runs_the_stand_in_on_the_config_its_pod_mounts(cluster: Cluster) -> None:
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "collector-config", "namespace": "default"},
+        "data": {"config.yaml": yaml.safe_dump(collector_config())},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(config_map))
+    probe = {"tcpSocket": {"port": standins.OTLP_HTTP_PORT}, "periodSeconds": 1}
+    pod = json.loads(
+        one_container_pod(
+            "collector",
+            images.COLLECTOR,
+            args=["--config=/etc/otelcol-contrib/config.yaml"],
+            readinessProbe=probe,
+            volumeMounts=[{"name": "config", "mountPath": "/etc/otelcol-contrib"}],
+        )
     )
-    cluster.kubectl("apply", "-f", "-", input=manifest)
-    cluster.kubectl("wait", "--for=condition=Ready", "pod/collector", "--timeout=60s")
-    pod_ip = get_json(cluster.kubectl, "pod", "collector")["status"]["podIP"]
-    assert httpx.get(f"http://{pod_ip}:{standins.OTLP_HTTP_PORT}/healthz").status_code == 200
-    cluster.kubectl("delete", "pod", "collector", "--wait=true", "--timeout=30s")
+    pod["spec"]["volumes"] = [{"name": "config", "configMap": {"name": "collector-config"}}]
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    try:
+        cluster.kubectl("wait", "--for=condition=Ready", "pod/collector", "--timeout=60s")
+        pod_ip = get_json(cluster.kubectl, "pod", "collector")["status"]["podIP"]
+        exported = httpx.post(
+            f"http://{pod_ip}:{standins.OTLP_HTTP_PORT}/v1/traces",
+            json={"resourceSpans": []},
+            headers={"Content-Type": "application/json"},
+        )
+        assert exported.status_code == 200
+        assert httpx.get(f"http://{pod_ip}:8889/metrics").status_code == 200
+    finally:
+        cluster.kubectl("delete", "pod", "collector", "--wait=true", "--timeout=30s")
+        cluster.kubectl("delete", "configmap", "collector-config")
 
 
 def test_an_image_with_no_standin_and_no_build_fails_with_err_image_pull(cluster: Cluster) -> None:

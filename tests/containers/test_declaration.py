@@ -1,4 +1,5 @@
-"""The image declaration: the real one covers the nine services; mistakes fail with one clear line."""
+"""The image declaration: the real one covers the nine services and the load generator; mistakes fail with
+one clear line."""
 
 from __future__ import annotations
 
@@ -23,12 +24,16 @@ SERVICES = {
 }
 
 
-def test_the_declaration_covers_the_nine_services_as_non_root_on_port_8080() -> None:
+def test_the_declaration_covers_the_services_and_the_load_generator_as_non_root() -> None:
     declaration = load(REPO / "containers" / "images.toml", lock_groups(REPO / "uv.lock"))
-    assert {name: spec.module for name, spec in declaration.images.items()} == SERVICES
-    assert {(spec.port, spec.user, spec.group) for spec in declaration.images.values()} == {
-        (8080, 10001, "project")
+    assert {name: spec.module for name, spec in declaration.images.items()} == {
+        **SERVICES,
+        "load-generator": "services.load_generator",
     }
+    shop = {(s.port, s.user, s.group) for name, s in declaration.images.items() if name in SERVICES}
+    assert shop == {(8080, 10001, "project")}
+    generator = declaration.images["load-generator"]
+    assert (generator.port, generator.user, generator.group) == (8089, 10001, "load")
     assert declaration.base.manifest.startswith("sha256:")
     assert str(declaration.target) == "cp311-linux/amd64-glibc2.28"
 
@@ -76,7 +81,7 @@ def test_a_dependency_group_missing_from_the_lock_fails_with_one_line(project: P
     redeclare(project, "payment", "{ " + PAYMENT.replace('"project"', '"payments"') + " }")
     line = build_error(project)
     assert "image 'payment': dependency group 'payments' is not in uv.lock" in line
-    assert "known: project, deploy, images, kind, lint, sim, test" in line
+    assert "known: project, deploy, images, kind, lint, load, sim, test, tox" in line
 
 
 @pytest.mark.parametrize(

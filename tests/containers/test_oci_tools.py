@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import tomllib
 from pathlib import Path
 
 from containers.build import APP
@@ -20,6 +21,7 @@ def image_name(warm: Workspace) -> str:
 def test_skopeo_inspects_every_layout_with_labels_user_entrypoint_and_env(warm: Workspace) -> None:
     skopeo = require_tool("skopeo")
     images = json.loads((warm.out / "images.json").read_text())
+    declared = tomllib.loads((warm.project / "containers" / "images.toml").read_text())["images"]
     for name in warm.images:
         layout = f"oci:{warm.out / 'oci' / name}:{APP}"
         inspected = json.loads(
@@ -37,7 +39,7 @@ def test_skopeo_inspects_every_layout_with_labels_user_entrypoint_and_env(warm: 
         assert config["User"] == "10001:10001"
         assert config["Entrypoint"] == ["python", "-m", f"services.{module}"]
         assert config["WorkingDir"] == "/app"
-        assert config["ExposedPorts"] == {"8080/tcp": {}}
+        assert config["ExposedPorts"] == {f"{declared[name]['port']}/tcp": {}}
         assert "PYTHONPATH=/app:/opt/shopstack/site-packages" in config["Env"]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from containers.imagesjson import ImagesFile
 from containers.nodestore import ImageStore
 from containers.registry import Registry
 from infra.aws.ecr import image_reference, layout_image, push_to_registry
@@ -37,13 +38,21 @@ def changed(run: Run) -> int:
 
 
 @pytest.fixture(scope="module")
-def data(
-    moto_endpoint: str, payment_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
+def payment_build(payment_image: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A build directory of the payment image alone (the session's holds whatever else its tests built)."""
+    build = tmp_path_factory.mktemp("payment-build")
+    ImagesFile(build / "images.json").update({"payment": payment_image.reference})
+    (build / "oci").mkdir()
+    (build / "oci" / "payment").symlink_to(payment_image.layout)
+    return build
+
+
+@pytest.fixture(scope="module")
+def data(moto_endpoint: str, payment_build: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The local cloud's publisher, an empty image store, and the payment image's build directory."""
     return emulator_data(
         moto_endpoint,
-        build_dir=str(payment_image.layout.parents[1]),
+        build_dir=str(payment_build),
         image_publisher="local-store",
         image_store=str(tmp_path_factory.mktemp("image-store")),
     )
@@ -115,9 +124,9 @@ def test_repository_drift_is_shown_by_dry_and_repaired(
 
 
 def test_repositories_default_to_the_built_services_and_teardown_removes_all(
-    moto_endpoint: str, payment_image: BuiltImage, tmp_path: Path
+    moto_endpoint: str, payment_build: Path, tmp_path: Path
 ) -> None:
-    data = emulator_data(moto_endpoint, project="gone", build_dir=str(payment_image.layout.parents[1]))
+    data = emulator_data(moto_endpoint, project="gone", build_dir=str(payment_build))
     ecr = emulator_client(moto_endpoint, "ecr")
 
     def listed() -> set[str]:
@@ -140,12 +149,10 @@ def test_a_missing_build_is_one_clear_line(moto_endpoint: str, tmp_path: Path) -
     assert "Traceback" not in run.output
 
 
-def test_a_missing_layout_is_one_clear_line(
-    moto_endpoint: str, payment_image: BuiltImage, tmp_path: Path
-) -> None:
+def test_a_missing_layout_is_one_clear_line(moto_endpoint: str, payment_build: Path, tmp_path: Path) -> None:
     build = tmp_path / "build"
     build.mkdir()
-    shutil.copy(payment_image.layout.parents[1] / "images.json", build / "images.json")
+    shutil.copy(payment_build / "images.json", build / "images.json")
     data = emulator_data(moto_endpoint, project="nolayout", build_dir=str(build))
     run = run_pyinfra(tmp_path, data, DEPLOY)
     assert run.returncode != 0

@@ -377,8 +377,8 @@ def test_scale_and_restart_wait_for_their_rollouts(
 ) -> None:
     adhoc = (
         "from infra.k8s.rollout import restart, scale\n"
-        f"scale(service='payment', replicas=2, timeout={ROLLOUT_TIMEOUT}, name='scale')\n"
-        f"restart(service='payment', timeout={ROLLOUT_TIMEOUT}, name='restart')\n"
+        f"scale(deployment='payment', replicas=2, timeout={ROLLOUT_TIMEOUT}, name='scale')\n"
+        f"restart(deployment='payment', timeout={ROLLOUT_TIMEOUT}, name='restart')\n"
     )
     run = run_pyinfra(deploy.workdir, deploy.data, adhoc, name="adhoc", timeout=ROLLOUT_TIMEOUT * 3)
     assert run.returncode == 0, run.output
@@ -391,7 +391,7 @@ def test_scale_and_restart_wait_for_their_rollouts(
     missing = run_pyinfra(
         deploy.workdir,
         deploy.data,
-        "from infra.k8s.rollout import scale\nscale(service='nope', replicas=1)\n",
+        "from infra.k8s.rollout import scale\nscale(deployment='nope', replicas=1)\n",
     )
     assert missing.returncode != 0
     assert "no Deployment shopstack/nope made by the deploy" in missing.output

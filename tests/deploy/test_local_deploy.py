@@ -122,7 +122,7 @@ def test_drift_made_by_hand_is_reported_by_dry_and_repaired_by_the_next_run(
     tables = ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": ["shopstack-private-*"]}])
     private = tables["RouteTables"][0]
     ec2.delete_route(RouteTableId=private["RouteTableId"], DestinationCidrBlock="0.0.0.0/0")
-    kubectl(cloud, "scale", "deployment/accounting", "--replicas=3")
+    kubectl(cloud, "scale", "deployment/accounting-blue", "--replicas=3")
     kubectl(
         cloud, "patch", "configmap/payment-config", "--type=merge", "-p", '{"data":{"LOG_LEVEL":"DEBUG"}}'
     )
@@ -135,7 +135,7 @@ def test_drift_made_by_hand_is_reported_by_dry_and_repaired_by_the_next_run(
     assert repair.returncode == 0, repair.output[-4000:]
     routes = ec2.describe_route_tables(RouteTableIds=[private["RouteTableId"]])["RouteTables"][0]["Routes"]
     assert any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("NatGatewayId") for r in routes)
-    assert kubectl(cloud, "get", "deployment/accounting", "-o", "jsonpath={.spec.replicas}") == "1"
+    assert kubectl(cloud, "get", "deployment/accounting-blue", "-o", "jsonpath={.spec.replicas}") == "1"
     config = json.loads(kubectl(cloud, "get", "configmap/payment-config", "-o", "json"))
     assert config["data"].get("LOG_LEVEL") != "DEBUG"
 
@@ -148,7 +148,7 @@ from infra.cloud import cloud_of
 from infra.k8s import apply
 
 settings = cloud_of(host).settings
-everything = desired.kubernetes_objects(host, settings)
+everything = desired.kubernetes_objects(host, settings).final
 objects = [o for o in everything if o["metadata"]["labels"].get("app.kubernetes.io/name") != "payment"]
 apply.apply(objects=objects, name="Kubernetes: apply")
 apply.prune(objects=objects, kinds=apply.kinds_of(everything), name="Kubernetes: prune")
@@ -163,8 +163,8 @@ def test_a_service_dropped_from_the_model_is_pruned_and_nothing_else_is(
     assert pruned.returncode == 0, pruned.output[-4000:]
     assert "Kubernetes: prune" in pruned.changed()
     for kind in ("deployment", "service", "configmap", "serviceaccount", "networkpolicy"):
-        gone = kubectl(cloud, "get", kind, "payment", "payment-config", check=False)
-        assert "payment " not in gone, f"{kind} payment survived the prune"
+        gone = kubectl(cloud, "get", kind, "-l", "app.kubernetes.io/name=payment", check=False)
+        assert "payment" not in gone, f"a {kind} of payment survived the prune"
     assert "made-by-hand" in kubectl(cloud, "get", "configmap")
     assert "checkout" in kubectl(cloud, "get", "deployment")
 
@@ -228,7 +228,7 @@ def test_a_second_deploy_while_one_runs_stops_naming_the_holder_and_changes_noth
 def test_a_deploy_killed_midway_converges_on_the_next_run_after_its_lock_is_broken(
     first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud
 ) -> None:
-    kubectl(cloud, "delete", "deployment", "recommendation")
+    kubectl(cloud, "delete", "deployment", "recommendation-blue")
     killed = start_deploy(env)
     try:
         eventually(lambda: lock_holder(cloud), timeout=120, interval=0.05, what="the deploy's lock")
@@ -289,10 +289,10 @@ def test_a_service_scaled_ad_hoc_keeps_its_count_through_the_next_deploy_and_res
     replicas = "jsonpath={.spec.replicas}"
     scaled = pyinfra_cli(env, "infra.ops.scale", "service=accounting", "replicas=2")
     assert scaled.returncode == 0, scaled.output[-3000:]
-    assert kubectl(cloud, "get", "deployment/accounting", "-o", replicas) == "2"
+    assert kubectl(cloud, "get", "deployment/accounting-blue", "-o", replicas) == "2"
     redeploy = deploy(workdir, env)
     assert redeploy.returncode == 0, redeploy.output[-3000:]
-    assert kubectl(cloud, "get", "deployment/accounting", "-o", replicas) == "2"
+    assert kubectl(cloud, "get", "deployment/accounting-blue", "-o", replicas) == "2"
     back = pyinfra_cli(env, "infra.ops.scale", "service=accounting", "replicas=1")
     assert back.returncode == 0, back.output[-3000:]
 
@@ -302,6 +302,28 @@ def test_a_service_scaled_ad_hoc_keeps_its_count_through_the_next_deploy_and_res
     after = serving_pods(cloud, "payment")
     assert after
     assert not before & after
+
+
+def test_the_load_generators_users_set_ad_hoc_replace_its_pod_and_outlive_the_next_deploy(
+    first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud
+) -> None:
+    users = "jsonpath={.data.LOCUST_USERS}"
+    before = serving_pods(cloud, "load-generator")
+    loaded = pyinfra_cli(env, "infra.ops.load", "users=2")
+    assert loaded.returncode == 0, loaded.output[-3000:]
+    assert kubectl(cloud, "get", "configmap/load-generator-config", "-o", users) == "2"
+    assert serving_pods(cloud, "load-generator").isdisjoint(before)
+
+    redeploy = deploy(workdir, env)
+    assert redeploy.returncode == 0, redeploy.output[-3000:]
+    assert kubectl(cloud, "get", "configmap/load-generator-config", "-o", users) == "2"
+
+    idle = pyinfra_cli(env, "infra.ops.load", "users=0")
+    assert idle.returncode == 0, idle.output[-3000:]
+    assert kubectl(cloud, "get", "configmap/load-generator-config", "-o", users) == "0"
+    refused = pyinfra_cli(env, "infra.ops.load", "users=-1")
+    assert refused.returncode != 0
+    assert "users takes a whole number" in refused.output
 
 
 def test_the_deploy_record_names_the_revision_the_images_and_what_changed(

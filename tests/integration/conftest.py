@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 from rich.console import Console
 
-from sim.telemetry.client import TelemetryQuery
 from tests.integration.plugin import stage_key
 from tests.integration.stages import Stage, StageError, make_stage
+from tests.support.collector_logs import CollectorLogs
+from tests.support.jaeger import JaegerQuery
 from tests.support.shopper import Shopper
 
 
@@ -25,6 +26,7 @@ def stage(request: pytest.FixtureRequest) -> Iterator[Stage]:
             console,
             keep=config.getoption("keep"),
             teardown=config.getoption("teardown"),
+            deployed=config.getoption("deployed"),
         )
     except StageError as err:
         pytest.exit(str(err), returncode=2)
@@ -44,10 +46,15 @@ def stage(request: pytest.FixtureRequest) -> Iterator[Stage]:
 
 
 @pytest.fixture(scope="session")
-def telemetry(stage: Stage) -> TelemetryQuery:
-    if stage.telemetry is None:
-        pytest.skip(f"the {stage.name} stage has no telemetry query (no trace store)")
+def telemetry(stage: Stage) -> JaegerQuery:
+    """The stage's trace store (Jaeger's query API), at every stage."""
     return stage.telemetry
+
+
+@pytest.fixture(scope="session")
+def collector_logs(stage: Stage) -> CollectorLogs:
+    """The services' log records, from the collector's log (its debug exporter)."""
+    return stage.collector_logs
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ from lightkube.resources.core_v1 import Pod
 
 from infra.k8s.rollout import rollout_state
 from services.common.orders import ORDERS_TOPIC
-from sim.telemetry.client import TelemetryQuery
-from sim.telemetry.store import Span
 from tests.integration.stages import Stage
+from tests.support.jaeger import JaegerQuery, Span
 from tests.support.shopper import Shopper, new_traceparent
 
 CONSUMER_GROUPS = ("accounting", "fraud-detection")
@@ -41,7 +40,7 @@ def place_order(shopper: Shopper, product_id: str = "OLJCESPC7Z", quantity: int 
     return PlacedOrder(str(body["order_id"]), trace_id, body)
 
 
-def publishes(telemetry: TelemetryQuery, order: PlacedOrder) -> int:
+def publishes(telemetry: JaegerQuery, order: PlacedOrder) -> int:
     """How many times checkout published `order` to Kafka (its producer spans in the order's trace)."""
     # checkout's server span ends after every publish of the order: once it is in, so are they
     telemetry.wait_for_spans(trace_id=order.trace_id, service="checkout", kind="SERVER", timeout=30)
@@ -114,3 +113,22 @@ def workload_available(stage: Stage, kind: type[Deployment] | type[StatefulSet],
     """Whether the workload is rolled out, as the deploy's rollout wait judges it."""
     workload = stage.kube().get(kind, name, namespace=stage.namespace)
     return rollout_state(workload.to_dict())[0]
+
+
+def stored_orders(stage: Stage, order_ids: list[str]) -> set[str]:
+    dynamodb = stage.aws("dynamodb")
+    table = stage.settings.orders_table
+    found: set[str] = set()
+    for start in range(0, len(order_ids), 100):
+        keys = [{"order_id": {"S": order_id}} for order_id in order_ids[start : start + 100]]
+        response: dict[str, Any] = dynamodb.batch_get_item(
+            RequestItems={table: {"Keys": keys, "ProjectionExpression": "order_id"}}
+        )
+        found |= {item["order_id"]["S"] for item in response["Responses"][table]}
+    return found
+
+
+def reviewed(stage: Stage, order_ids: list[str]) -> set[str]:
+    url = stage.service_url("fraud-detection")
+    with httpx.Client(base_url=url, timeout=10) as client:
+        return {o for o in order_ids if client.get(f"/orders/{o}").status_code == 200}

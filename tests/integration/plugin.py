@@ -2,6 +2,7 @@
 
     pytest tests/integration                     # the local stage: up, build, deploy, suite, down
     pytest tests/integration --keep              # ... and leave the shop running; print its URLs
+    pytest tests/integration --long              # ... with the long proofs (autoscaling, every release)
     pytest tests/integration --stage aws         # a real AWS account (see stages/aws.py)
     pytest tests/integration --stage kind        # kind and an AWS emulator container (needs Docker)
 
@@ -36,6 +37,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--keep", action="store_true", help="leave the deployed shop running and print its URLs")
     group.addoption(
+        "--deployed",
+        action="store_true",
+        help="test the shop as it runs now, building and deploying nothing (what a pipeline verifies)",
+    )
+    group.addoption(
+        "--long",
+        action="store_true",
+        help="also run the long proofs (the autoscaling loop, every kind of release under load): tens of "
+        "minutes more, so not in `./tox`",
+    )
+    group.addoption(
         "--teardown",
         action="store_true",
         help="aws: remove everything the deploy made after the suite (teardown.py)",
@@ -51,6 +63,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "disruptive: disturbs the stage (kills pods, drains nodes); runs after the other tests"
     )
+    config.addinivalue_line(
+        "markers", "long: a proof that takes many minutes of the stage's clock; runs only with --long"
+    )
+    config.addinivalue_line(
+        "markers", "smoke: a fast check of a shopper's path, in the subset `-m smoke` that verifies a release"
+    )
     if config.getoption("stage") == "aws":
         problem = aws.preflight()
         if problem:
@@ -65,9 +83,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             pytest.exit(f"skipped: {problem}", returncode=pytest.ExitCode.OK)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Disruptive tests last, so that every other test meets the stage as the deploy left it."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Disruptive tests last, so that every other test meets the stage as the deploy left it; long ones
+    skipped unless asked for."""
     items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+    if not config.getoption("long"):
+        skip = pytest.mark.skip(reason="a long proof (many minutes): run it with --long")
+        for item in items:
+            if item.get_closest_marker("long") is not None:
+                item.add_marker(skip)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

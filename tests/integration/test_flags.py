@@ -1,7 +1,8 @@
 """Each of the seven failure flags, set through the deploy's own flag operation
 (`pyinfra INVENTORY infra.ops.set_flag`), produces its failure in the shop's answers and in its telemetry,
 and the shop recovers when the flag is unset. No pod is restarted for a flag: the services reload the
-flags ConfigMap."""
+flags ConfigMap. Traces are read from the trace store (Jaeger's query API), logs from the collector's log
+(its debug exporter), at every stage."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import httpx
 import pytest
 
 from services.common.flag_contract import Flag
-from sim.telemetry.client import TelemetryQuery
-from sim.telemetry.store import Span
 from tests.integration.observe import place_order, publishes, ready, service_pods
 from tests.integration.stages import Stage
+from tests.support.collector_logs import CollectorLogs
+from tests.support.jaeger import JaegerQuery, Span
 from tests.support.shopper import ADDRESS, VISA, Shopper, new_traceparent
 from tests.support.waiting import eventually, until
 
@@ -71,7 +72,7 @@ def answered(status: int) -> Callable[[tuple[httpx.Response, str]], bool]:
     return lambda attempt: attempt[0].status_code == status
 
 
-def error_spans(telemetry: TelemetryQuery, trace_id: str, service: str) -> list[Span]:
+def error_spans(telemetry: JaegerQuery, trace_id: str, service: str) -> list[Span]:
     """The spans of `service` in the trace whose status is ERROR, once one has arrived."""
     return telemetry.wait_for_spans(
         lambda span: span.status.code == "ERROR", trace_id=trace_id, service=service, timeout=30
@@ -79,7 +80,7 @@ def error_spans(telemetry: TelemetryQuery, trace_id: str, service: str) -> list[
 
 
 def test_product_catalog_failure_fails_that_one_product_and_clears(
-    shopper: Shopper, telemetry: TelemetryQuery, set_flag: SetFlag
+    shopper: Shopper, telemetry: JaegerQuery, set_flag: SetFlag
 ) -> None:
     set_flag(Flag.PRODUCT_CATALOG_FAILURE, "on")
     response, trace_id = until(
@@ -102,7 +103,7 @@ def test_product_catalog_failure_fails_that_one_product_and_clears(
 
 
 def test_recommendation_cache_failure_leaks_the_cache_and_clears(
-    shopper: Shopper, telemetry: TelemetryQuery, set_flag: SetFlag
+    shopper: Shopper, telemetry: JaegerQuery, set_flag: SetFlag
 ) -> None:
     def cache_of_one_request() -> Span:
         response, trace_id = traced(shopper, "GET", "/api/recommendations")
@@ -132,7 +133,7 @@ def test_recommendation_cache_failure_leaks_the_cache_and_clears(
 
 
 def test_payment_failure_fails_checkout_keeps_the_cart_and_clears(
-    shopper: Shopper, telemetry: TelemetryQuery, set_flag: SetFlag
+    shopper: Shopper, telemetry: JaegerQuery, set_flag: SetFlag
 ) -> None:
     set_flag(Flag.PAYMENT_FAILURE, "1")
     response, trace_id = until(
@@ -147,7 +148,7 @@ def test_payment_failure_fails_checkout_keeps_the_cart_and_clears(
 
 
 def test_payment_unreachable_fails_checkout_naming_payment_and_clears(
-    shopper: Shopper, telemetry: TelemetryQuery, set_flag: SetFlag
+    shopper: Shopper, telemetry: JaegerQuery, set_flag: SetFlag
 ) -> None:
     set_flag(Flag.PAYMENT_UNREACHABLE, "on")
     response, trace_id = until(
@@ -165,7 +166,7 @@ def test_payment_unreachable_fails_checkout_naming_payment_and_clears(
 
 
 def test_cart_failure_fails_adding_to_the_cart_and_clears(
-    shopper: Shopper, telemetry: TelemetryQuery, set_flag: SetFlag
+    shopper: Shopper, telemetry: JaegerQuery, set_flag: SetFlag
 ) -> None:
     set_flag(Flag.CART_FAILURE, "on")
     response, trace_id = until(
@@ -181,7 +182,7 @@ def test_cart_failure_fails_adding_to_the_cart_and_clears(
 
 
 def test_kafka_queue_problems_publishes_each_order_again_and_clears(
-    shopper: Shopper, telemetry: TelemetryQuery, set_flag: SetFlag
+    shopper: Shopper, telemetry: JaegerQuery, set_flag: SetFlag
 ) -> None:
     def publishes_of_one_order() -> int:
         return publishes(telemetry, place_order(shopper, OTHER_PRODUCT))
@@ -200,7 +201,7 @@ def test_kafka_queue_problems_publishes_each_order_again_and_clears(
 
 
 def test_failed_readiness_probe_takes_the_cart_out_of_service_and_clears(
-    stage: Stage, shopper: Shopper, telemetry: TelemetryQuery, set_flag: SetFlag
+    stage: Stage, shopper: Shopper, collector_logs: CollectorLogs, set_flag: SetFlag
 ) -> None:
     set_flag(Flag.FAILED_READINESS_PROBE, "on")
     eventually(
@@ -213,8 +214,8 @@ def test_failed_readiness_probe_takes_the_cart_out_of_service_and_clears(
         timeout=TAKES_EFFECT_SECONDS,
         what="the shop unable to reach the cart",
     )
-    telemetry.wait_for_logs(
-        lambda record: "failedReadinessProbe" in str(record.body), service="cart", timeout=30
+    collector_logs.wait_for_logs(
+        lambda record: "failedReadinessProbe" in record.body, service="cart", timeout=30
     )
     restarts = {
         pod.metadata.name: sum(c.restartCount for c in pod.status.containerStatuses or [])

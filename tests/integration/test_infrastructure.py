@@ -137,9 +137,15 @@ def test_the_alb_forwards_to_the_ready_frontend_proxy_pods(stage: Stage) -> None
     listeners = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
     assert [listener["Port"] for listener in listeners] == [80]
     groups = elbv2.describe_target_groups(LoadBalancerArn=balancer["LoadBalancerArn"])["TargetGroups"]
-    assert [g["TargetType"] for g in groups] == ["ip"]
-    targets = elbv2.describe_target_health(TargetGroupArn=groups[0]["TargetGroupArn"])[
-        "TargetHealthDescriptions"
+    # one target group per colour of frontend-proxy (the idle colour's is empty), pods as IP targets
+    assert [g["TargetType"] for g in groups] == ["ip", "ip"]
+    targets = [
+        target
+        for group in groups
+        for target in elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])[
+            "TargetHealthDescriptions"
+        ]
+        if target["TargetHealth"]["State"] != "draining"
     ]
     pods = stage.kube().list(Pod, namespace=stage.namespace, labels={NAME_LABEL: "frontend-proxy"})
     pod_ips = {p.status.podIP for p in pods if p.status and p.metadata and not p.metadata.deletionTimestamp}

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from services.common.flag_contract import Flag
-from sim.telemetry.client import TelemetryQuery
 from tests.integration.observe import (
     CONSUMER_GROUPS,
     PlacedOrder,
@@ -22,6 +21,7 @@ from tests.integration.observe import (
     publishes,
 )
 from tests.integration.stages import Stage
+from tests.support.jaeger import JaegerQuery
 from tests.support.shopper import Shopper
 from tests.support.waiting import eventually, until
 
@@ -40,7 +40,7 @@ def review(stage: Stage, order_id: str) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
 
 
-def wait_until_processed(telemetry: TelemetryQuery, order: PlacedOrder, deliveries: int) -> list[Any]:
+def wait_until_processed(telemetry: JaegerQuery, order: PlacedOrder, deliveries: int) -> list[Any]:
     """The order's trace once each consumer has processed `deliveries` copies of it."""
 
     def complete() -> list[Any] | None:
@@ -61,7 +61,7 @@ def queue_problems(stage: Stage) -> Iterator[None]:
 
 
 def test_an_order_is_written_by_accounting_once_and_assessed_by_fraud_detection_once(
-    stage: Stage, shopper: Shopper, telemetry: TelemetryQuery
+    stage: Stage, shopper: Shopper, telemetry: JaegerQuery
 ) -> None:
     order = place_order(shopper, quantity=2)
 
@@ -78,7 +78,7 @@ def test_an_order_is_written_by_accounting_once_and_assessed_by_fraud_detection_
 
 
 def test_with_kafka_queue_problems_every_copy_arrives_and_the_order_still_counts_once(
-    stage: Stage, shopper: Shopper, telemetry: TelemetryQuery, queue_problems: None
+    stage: Stage, shopper: Shopper, telemetry: JaegerQuery, queue_problems: None
 ) -> None:
     # the first orders may reach checkout before the flag does: the first one published again is the test's
     order = until(

@@ -9,9 +9,7 @@ leaves the stage as the deploy declared it."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
-import httpx
 import pytest
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.core_v1 import Node, Pod
@@ -20,7 +18,7 @@ from lightkube.resources.policy_v1 import PodDisruptionBudget
 from infra.aws.eks import node_group_name
 from infra.model import SERVICE_NAMES
 from tests.integration.load import CheckoutLoad
-from tests.integration.observe import ready, service_pods, workload_available
+from tests.integration.observe import ready, reviewed, service_pods, stored_orders, workload_available
 from tests.integration.stages import Stage
 from tests.support.waiting import eventually
 
@@ -58,7 +56,9 @@ def test_a_killed_pod_of_every_service_is_replaced_with_no_failed_checkout(stage
             def replaced(s: str = service, old: set[str] = before) -> bool:
                 fresh = [p for p in service_pods(stage, s) if p.metadata and p.metadata.name not in old]
                 return (
-                    bool(fresh) and all(ready(p) for p in fresh) and workload_available(stage, Deployment, s)
+                    bool(fresh)
+                    and all(ready(p) for p in fresh)
+                    and workload_available(stage, Deployment, stage.live_deployment(s))
                 )
 
             eventually(
@@ -153,25 +153,6 @@ def test_a_node_drained_through_the_aws_api_moves_its_pods_within_their_disrupti
             what=f"{desired} nodes again",
         )
         wait_for_a_settled_stage(stage)
-
-
-def stored_orders(stage: Stage, order_ids: list[str]) -> set[str]:
-    dynamodb = stage.aws("dynamodb")
-    table = stage.settings.orders_table
-    found: set[str] = set()
-    for start in range(0, len(order_ids), 100):
-        keys = [{"order_id": {"S": order_id}} for order_id in order_ids[start : start + 100]]
-        response: dict[str, Any] = dynamodb.batch_get_item(
-            RequestItems={table: {"Keys": keys, "ProjectionExpression": "order_id"}}
-        )
-        found |= {item["order_id"]["S"] for item in response["Responses"][table]}
-    return found
-
-
-def reviewed(stage: Stage, order_ids: list[str]) -> set[str]:
-    url = stage.service_url("fraud-detection")
-    with httpx.Client(base_url=url, timeout=10) as client:
-        return {o for o in order_ids if client.get(f"/orders/{o}").status_code == 200}
 
 
 def test_a_restarted_kafka_broker_loses_no_order(stage: Stage) -> None:

@@ -155,7 +155,7 @@ def can_connect(stage: Stage, from_service: str, to_service: str, port: int = 80
             "-n",
             stage.namespace,
             "exec",
-            f"deploy/{from_service}",
+            f"deploy/{stage.live_deployment(from_service)}",
             "--",
             "python",
             "-c",

@@ -7,10 +7,11 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from services.product_catalog.catalog import load_catalog
-from sim.telemetry.client import TelemetryQuery
 from tests.integration.stages import Stage
+from tests.support.jaeger import JaegerQuery
 from tests.support.shopper import Shopper, new_traceparent
 
 CATALOG = load_catalog()
@@ -20,6 +21,7 @@ TELESCOPE = "OLJCESPC7Z"
 READS_PER_ROUND, ROUNDS = 4, 6
 
 
+@pytest.mark.smoke
 def test_the_home_page_lists_every_product_of_the_catalog(stage: Stage) -> None:
     home = httpx.get(f"{stage.shop_url}/", timeout=30)
     assert home.status_code == 200
@@ -28,6 +30,7 @@ def test_the_home_page_lists_every_product_of_the_catalog(stage: Stage) -> None:
         assert f'href="/product/{product.id}"' in home.text, f"{product.name} is not on the home page"
 
 
+@pytest.mark.smoke
 def test_a_search_finds_the_telescopes_and_nothing_else(shopper: Shopper) -> None:
     found = shopper.http.get("/api/products", params={"q": "telescope"})
     assert found.status_code == 200
@@ -39,6 +42,7 @@ def test_a_search_finds_the_telescopes_and_nothing_else(shopper: Shopper) -> Non
     assert all(f'href="/product/{product_id}"' in page.text for product_id in ids)
 
 
+@pytest.mark.smoke
 def test_a_product_page_shows_the_product_and_five_recommendations_of_other_products(
     shopper: Shopper,
 ) -> None:
@@ -52,6 +56,7 @@ def test_a_product_page_shows_the_product_and_five_recommendations_of_other_prod
     assert recommended <= {p.id for p in CATALOG.products()}
 
 
+@pytest.mark.smoke
 def test_an_unknown_product_is_a_404_page_and_a_bad_cart_line_a_400_naming_the_field(
     shopper: Shopper,
 ) -> None:
@@ -62,7 +67,7 @@ def test_an_unknown_product_is_a_404_page_and_a_bad_cart_line_a_400_naming_the_f
 
 
 def test_a_cart_is_the_same_whichever_cart_replica_serves_it(
-    stage: Stage, shopper: Shopper, telemetry: TelemetryQuery
+    stage: Stage, shopper: Shopper, telemetry: JaegerQuery
 ) -> None:
     assert shopper.add(TELESCOPE, 2).status_code == 200
     assert shopper.add("66VCHSJNUP").status_code == 200
@@ -87,6 +92,7 @@ def test_a_cart_is_the_same_whichever_cart_replica_serves_it(
     assert len(replicas) >= 2, f"every read landed on {replicas}"
 
 
+@pytest.mark.smoke
 def test_a_checkout_places_the_order_empties_the_cart_and_confirms_it(shopper: Shopper) -> None:
     assert shopper.add(TELESCOPE, 2).status_code == 200
     placed = shopper.checkout()

@@ -22,7 +22,7 @@ from infra.model import (
 from infra.model.common import CHECKSUM_ANNOTATION, NAME_LABEL
 from kube.apply_order import apply_rank
 from sim.kubelet.spec import expand
-from tests.unit.model_configs import AWS, LOCAL, STAGES, find, render_with
+from tests.unit.model_configs import AWS, LOCAL, STAGES, find, live_deployment, render_with
 
 CLUSTER_SCOPED = {
     "Namespace",
@@ -134,7 +134,7 @@ def test_every_container_runs_restricted(objects: list[dict[str, Any]]) -> None:
 def test_shop_pods_run_as_the_image_user_with_tmp_and_flags_mounted() -> None:
     objects = render(LOCAL)
     for name in SERVICE_NAMES:
-        spec = find(objects, "Deployment", name)["spec"]["template"]["spec"]
+        spec = live_deployment(objects, name)["spec"]["template"]["spec"]
         container = spec["containers"][0]
         assert (container["securityContext"]["runAsUser"], container["securityContext"]["runAsGroup"]) == (
             10001,
@@ -153,7 +153,7 @@ def test_shop_pods_run_as_the_image_user_with_tmp_and_flags_mounted() -> None:
 
 def test_shop_telemetry_names_the_pod_and_node_that_made_it() -> None:
     for name in SERVICE_NAMES:
-        container = find(render(LOCAL), "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        container = live_deployment(render(LOCAL), name)["spec"]["template"]["spec"]["containers"][0]
         env = {item["name"]: item for item in container["env"]}
         assert env["K8S_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
         assert env["K8S_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
@@ -169,13 +169,17 @@ def test_shop_telemetry_names_the_pod_and_node_that_made_it() -> None:
 def test_services_that_take_traffic_keep_serving_a_while_after_they_are_told_to_stop() -> None:
     objects = render(LOCAL)
     for row in SERVICES:
-        spec = find(objects, "Deployment", row.name)["spec"]["template"]["spec"]
+        spec = live_deployment(objects, row.name)["spec"]["template"]["spec"]
         lifecycle = spec["containers"][0].get("lifecycle")
+        config = find(objects, "ConfigMap", f"{row.name}-config")["data"]
         if not row.callers:
             assert lifecycle is None, f"{row.name} takes no traffic and need not wait"
             continue
-        drain = lifecycle["preStop"]["sleep"]["seconds"]
+        assert lifecycle["preStop"] == {"httpGet": {"path": "/drain", "port": "http"}}, row.name
+        drain = int(config["DRAIN_SECONDS"])
         assert 5 <= drain < spec["terminationGracePeriodSeconds"], row.name
+        if row.name == "frontend-proxy":  # the ALB drains it for the deregistration delay
+            assert drain > LOCAL.deregistration_delay_seconds
 
 
 def test_every_workload_has_probes_requests_and_limits(objects: list[dict[str, Any]]) -> None:
@@ -191,13 +195,13 @@ def test_every_workload_has_probes_requests_and_limits(objects: list[dict[str, A
 def test_shop_probes_are_readyz_and_healthz_on_8080() -> None:
     objects = render(AWS)
     for name in SERVICE_NAMES:
-        container = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        container = live_deployment(objects, name)["spec"]["template"]["spec"]["containers"][0]
         assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         service = find(objects, "Service", name)["spec"]
         assert service["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
-        annotations = find(objects, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+        annotations = live_deployment(objects, name)["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/port"] == "8080"
 
@@ -220,13 +224,13 @@ def test_a_config_change_rolls_only_the_services_that_read_it() -> None:
     before = _templates(render(LOCAL))
     after = _templates(render_with(LOCAL, carts_table="shopstack-carts-2"))
     changed = {name for name in before if before[name] != after[name]}
-    assert changed == {"cart"}
-    old, new = before["cart"]["metadata"]["annotations"], after["cart"]["metadata"]["annotations"]
+    assert changed == {"cart-blue", "cart-green"}
+    old, new = before["cart-blue"]["metadata"]["annotations"], after["cart-blue"]["metadata"]["annotations"]
     assert old[CHECKSUM_ANNOTATION] != new[CHECKSUM_ANNOTATION]
     assert {k: v for k, v in old.items() if k != CHECKSUM_ANNOTATION} == {
         k: v for k, v in new.items() if k != CHECKSUM_ANNOTATION
     }
-    assert before["cart"]["spec"] == after["cart"]["spec"]
+    assert before["cart-blue"]["spec"] == after["cart-blue"]["spec"]
 
 
 def test_flags_and_replicas_do_not_roll_any_pod() -> None:
@@ -248,7 +252,8 @@ def test_replicas_follow_the_table_and_overrides() -> None:
     objects = render_with(LOCAL, replicas={"frontend": 3, "recommendation": 2})
     for row in SERVICES:
         expected = {"frontend": 3, "recommendation": 2}.get(row.name, row.replicas)
-        assert find(objects, "Deployment", row.name)["spec"]["replicas"] == expected, row.name
+        assert live_deployment(objects, row.name)["spec"]["replicas"] == expected, row.name
+        assert find(objects, "Deployment", f"{row.name}-green")["spec"]["replicas"] == 0, "idle colour"
         pdbs = [
             o for o in objects if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"] == row.name
         ]
@@ -293,10 +298,10 @@ def test_irsa_roles_in_aws_and_emulator_credentials_locally() -> None:
         assert (
             find(local, "ConfigMap", f"{name}-config")["data"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
         )
-        env_from = find(local, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        env_from = live_deployment(local, name)["spec"]["template"]["spec"]["containers"][0]["envFrom"]
         assert {"secretRef": {"name": "aws-emulator-credentials"}} in env_from
     assert not [o for o in aws if o["kind"] == "Secret"]
-    payment = find(local, "Deployment", "payment")["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    payment = live_deployment(local, "payment")["spec"]["template"]["spec"]["containers"][0]["envFrom"]
     assert payment == [{"configMapRef": {"name": "payment-config"}}]
 
 
@@ -310,6 +315,9 @@ def test_irsa_roles_in_aws_and_emulator_credentials_locally() -> None:
         ({"replicas": {"cart": 0}}, "replicas of 'cart' must be a whole number"),
         ({"flags": {"paymentFailures": True}}, "unknown flag 'paymentFailures'"),
         ({"role_arns": {"payment": "arn:aws:iam::1:role/p"}}, "unknown service account 'payment'"),
+        ({"env": {"carts": {"A": "b"}}}, "env for unknown service 'carts'"),
+        ({"env": {"cart": {"A B": "b"}}}, "'A B' is not an environment variable name"),
+        ({"strategies": {"cart": "canary"}}, "strategy of 'cart' must be one of blue-green, rolling"),
     ],
 )
 def test_bad_input_raises_one_clear_error(changes: dict[str, Any], message: str) -> None:
@@ -329,3 +337,12 @@ def test_bad_input_raises_one_clear_error(changes: dict[str, Any], message: str)
 def test_the_aws_stage_refuses_incomplete_or_local_input(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ModelError, match=message):
         render_with(AWS, **changes)
+
+
+def test_service_env_lands_in_the_service_config_and_is_released() -> None:
+    objects = render_with(LOCAL, env={"cart": {"LOG_LEVEL": "DEBUG"}})
+    assert find(objects, "ConfigMap", "cart-config")["data"]["LOG_LEVEL"] == "DEBUG"
+    assert find(objects, "ConfigMap", "payment-config")["data"]["LOG_LEVEL"] == "INFO"
+    before = live_deployment(render(LOCAL), "cart")["spec"]["template"]["metadata"]["annotations"]
+    after = live_deployment(objects, "cart")["spec"]["template"]["metadata"]["annotations"]
+    assert before[CHECKSUM_ANNOTATION] != after[CHECKSUM_ANNOTATION]

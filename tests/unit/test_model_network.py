@@ -80,23 +80,46 @@ def test_a_pod_no_policy_names_is_still_denied() -> None:
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_the_alb_sends_to_frontend_proxy_pods_health_checked_on_healthz(stage: str) -> None:
+def test_the_alb_weighs_frontend_proxy_colours_checks_readiness_and_blocks_internal_paths(stage: str) -> None:
     objects = render(STAGES[stage])
     ingress, ingress_class = find(objects, "Ingress", "shopstack"), find(objects, "IngressClass", "alb")
-    service = find(objects, "Service", "frontend-proxy")
-    endpoints = {
-        "metadata": {"namespace": "shopstack", "labels": {alb.SERVICE_NAME_LABEL: "frontend-proxy"}},
-        "ports": [{"name": "http", "port": 8080}],
-        "endpoints": [{"addresses": ["127.0.1.5"], "conditions": {"ready": True}}],
-    }
-    plan = alb.plan("shopstack", [ingress], [service], [endpoints], [], [ingress_class])
+    services = [
+        o for o in objects if o["kind"] == "Service" and o["metadata"]["name"].startswith("frontend-proxy")
+    ]
+    slices = [
+        {
+            "metadata": {
+                "namespace": "shopstack",
+                "labels": {alb.SERVICE_NAME_LABEL: f"frontend-proxy-{colour}"},
+            },
+            "ports": [{"name": "http", "port": 8080}],
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        }
+        for colour, address in (("blue", "127.0.1.5"), ("green", "127.0.1.6"))
+    ]
+    plan = alb.plan("shopstack", [ingress], services, slices, [], [ingress_class])
     assert not plan.warnings
     (balancer,) = plan.load_balancers
     assert balancer.scheme == "internet-facing"
     assert [(listener.protocol, listener.port) for listener in balancer.listeners] == [("HTTP", 80)]
-    (group,) = balancer.target_groups
-    assert group.health.path == "/healthz"
-    assert group.targets == {("127.0.1.5", 8080)}
+    groups = {group.backend.service: group for group in balancer.target_groups}
+    assert set(groups) == {"frontend-proxy-blue", "frontend-proxy-green"}
+    for group in groups.values():
+        assert group.health.path == "/readyz"
+        assert dict(group.attributes) == {
+            "deregistration_delay.timeout_seconds": str(STAGES[stage].deregistration_delay_seconds)
+        }
+    assert groups["frontend-proxy-blue"].targets == {("127.0.1.5", 8080)}
+    (listener,) = balancer.listeners
+    actions = [rule.action for rule in listener.rules]
+    forward = next(a for a in actions if a.type == "forward")
+    assert {backend.service: weight for backend, weight in forward.groups} == {
+        "frontend-proxy-blue": 100,
+        "frontend-proxy-green": 0,
+    }
+    blocked = next(rule for rule in listener.rules if rule.action.type == "fixed-response")
+    assert ("path-pattern", ("/drain",)) in blocked.conditions
+    assert dict(blocked.action.config)["StatusCode"] == "404"
     assert ingress_class["spec"]["controller"] == alb.CLASS_CONTROLLER
 
 

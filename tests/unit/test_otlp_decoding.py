@@ -546,3 +546,16 @@ def test_otlp_json_logs_read_their_trace_id_as_hex() -> None:
         17,
         "unknown_service",
     )
+
+
+def test_a_request_parses_whole_in_either_format_as_the_collector_stand_in_passes_it_on() -> None:
+    request = otlp.parse_request("traces", json_traces(json_span()), "json")
+    assert isinstance(request, ExportTraceServiceRequest)
+    (span,) = request.resource_spans[0].scope_spans[0].spans
+    assert span.trace_id.hex() == TRACE_ID
+    assert span.parent_span_id.hex() == PARENT_ID
+    again = otlp.parse_request("traces", request.SerializeToString(), "protobuf")
+    assert again == request
+    with pytest.raises(OtlpError) as caught:
+        otlp.parse_request("metrics", b"\xff\x00", "protobuf")
+    assert caught.value.status == 400

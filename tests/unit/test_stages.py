@@ -177,6 +177,7 @@ def test_on_kind_the_deploy_reaches_the_emulator_on_loopback_and_the_pods_by_its
                     "payment",
                     "accounting",
                     "fraud-detection",
+                    "load-generator",
                 )
             }
         )

@@ -7,22 +7,31 @@ from rich.console import Console
 from tests.integration.stages.base import Phases, Stage, StageError
 
 
-def make_stage(name: str, console: Console, *, keep: bool = False, teardown: bool = False) -> Stage:
-    """The stage called `name` (local, aws or kind), not yet started."""
+def make_stage(
+    name: str, console: Console, *, keep: bool = False, teardown: bool = False, deployed: bool = False
+) -> Stage:
+    """The stage called `name` (local, aws or kind), not yet started; `deployed`: the shop it runs now is
+    tested as it is (a running stage: local with `keep`, or aws), neither built nor deployed again."""
     phases = Phases()
+    stage: Stage
     if name == "local":
         from tests.integration.stages.local import LocalStage
 
-        return LocalStage(console, phases, keep=keep)
-    if name == "aws":
+        stage = LocalStage(console, phases, keep=keep or deployed)
+    elif name == "aws":
         from tests.integration.stages.aws import AwsStage
 
-        return AwsStage(console, phases, keep=keep or not teardown)
-    if name == "kind":
+        stage = AwsStage(console, phases, keep=keep or not teardown)
+    elif name == "kind":
         from tests.integration.stages.kind import KindStage
 
-        return KindStage(console, phases, keep=keep)
-    raise StageError(f"unknown stage {name!r} (stages: local, aws, kind)")
+        stage = KindStage(console, phases, keep=keep)
+    else:
+        raise StageError(f"unknown stage {name!r} (stages: local, aws, kind)")
+    if deployed and name == "kind":
+        raise StageError("--deployed needs a stage that outlives the suite: local or aws")
+    stage.deployed = deployed
+    return stage
 
 
 __all__ = ["Phases", "Stage", "StageError", "make_stage"]

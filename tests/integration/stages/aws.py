@@ -5,8 +5,8 @@ afterwards (`pyinfra inventory/aws.py teardown.py`); without it the shop keeps r
 
 It refuses to start, with one line, without an explicit account id, a region and credentials
 (`preflight`). The runner reaches in-cluster Services through `kubectl port-forward`; Kafka's listeners
-are cluster-internal, so consumer lag is read from the consumers' metrics in Prometheus. The
-OpenTelemetry Collector keeps no traces to query here, so the suite's trace checks skip on this stage.
+are cluster-internal, so consumer lag is read from the consumers' metrics in Prometheus. Traces are read
+from the deployed Jaeger's query API, logs from the collector's pod log, as at every stage.
 """
 
 from __future__ import annotations

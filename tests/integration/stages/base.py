@@ -4,7 +4,8 @@ A stage is brought up in phases (`up`, `build`, `deploy`; `down` at the end), ea
 the suite: the shop's public URL (the ALB), the deploy's settings (what it declared derives from them),
 clients of the stage's AWS account and Kubernetes cluster (the same `infra.cloud.Cloud` the deploy acts
 through, so faults are carried out through the real APIs), in-cluster Services reached from the runner,
-the Kafka bootstrap, the telemetry query and Prometheus, and the deploy's own flag operation.
+the Kafka bootstrap, the telemetry (traces through Jaeger's query API, logs from the collector's log,
+metrics through Prometheus or the collector's Prometheus exporter), and the deploy's own flag operation.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,10 +29,14 @@ from rich.console import Console
 
 from infra.cloud import Cloud
 from infra.desired import Overrides, model_config
+from infra.k8s.facts import LiveObjects
+from infra.k8s.release import plan_releases, release_kinds
 from infra.model import render
 from infra.model.common import Obj
+from infra.model.release import coloured
 from infra.settings import Settings
-from sim.telemetry.client import TelemetryQuery
+from tests.support.collector_logs import CollectorLogs, pod_logs
+from tests.support.jaeger import JaegerQuery
 from tests.support.pyinfra_run import PYINFRA, REPO
 
 DEPLOY = REPO / "deploy.py"
@@ -94,6 +99,8 @@ class Stage(abc.ABC):
         self.phases = phases
         self.logs = logs
         self.keep = keep
+        #: test the shop as it is deployed (`--deployed`): what a release pipeline verifies, unbuilt
+        self.deployed = False
 
     # -- lifecycle
 
@@ -108,11 +115,17 @@ class Stage(abc.ABC):
     def build(self) -> None:
         """`python -m containers build`: the nine images into `build/` (nothing whose inputs did not
         change is built again)."""
+        if self.deployed:
+            self.console.print("testing the images deployed now (--deployed): nothing built")
+            return
         argv = [sys.executable, "-m", "containers", "build", "--out", str(BUILD_DIR)]
-        self.step("building the nine images", argv, "build.log", BUILD_TIMEOUT_SECONDS)
+        self.step("building the images", argv, "build.log", BUILD_TIMEOUT_SECONDS)
 
     def deploy(self, deploy_file: Path = DEPLOY) -> None:
         """`pyinfra -y INVENTORY deploy.py`, as a person runs it."""
+        if self.deployed and deploy_file == DEPLOY:
+            self.console.print("testing the shop as it is deployed (--deployed): nothing deployed")
+            return
         argv = [str(PYINFRA), "-y", str(self.inventory), str(deploy_file)]
         what = f"pyinfra {self.inventory.relative_to(REPO)} {deploy_file.name}"
         self.step(what, argv, f"{deploy_file.stem}.log", DEPLOY_TIMEOUT_SECONDS, env=self.inventory_env)
@@ -184,9 +197,21 @@ class Stage(abc.ABC):
         return self.settings.namespace
 
     def declared_objects(self) -> list[Obj]:
-        """Every Kubernetes object the deploy declares for this stage now (with the operators' overrides)."""
+        """Every Kubernetes object the deploy declares for this stage now (with the operators' overrides,
+        and each blue-green service on the colour that is live)."""
         overrides = Overrides().read(self.cloud, bucket=self.settings.state_bucket)
-        return render(model_config(self.settings, overrides))
+        config = model_config(self.settings, overrides)
+        live = LiveObjects().read(self.cloud, kinds=release_kinds())
+        plan = plan_releases(config, live, overrides.get("rolled_back", {}))
+        return render(replace(config, releases=plan.current))
+
+    def live_deployment(self, service: str) -> str:
+        """The name of the Deployment whose pods take `service`'s traffic (its live colour's)."""
+        overrides = Overrides().read(self.cloud, bucket=self.settings.state_bucket)
+        config = model_config(self.settings, overrides)
+        live = LiveObjects().read(self.cloud, kinds=release_kinds())
+        colour = plan_releases(config, live).live(service)
+        return coloured(service, colour) if colour else service
 
     @abc.abstractmethod
     def service_url(self, service: str, port: int = 8080) -> str:
@@ -198,9 +223,19 @@ class Stage(abc.ABC):
         """The broker as the runner reaches it, or None where it cannot (the consumers' metrics tell)."""
 
     @cached_property
-    def telemetry(self) -> TelemetryQuery | None:
-        """The query API of what the collector received, or None where the stage has no trace store."""
-        return TelemetryQuery(self.service_url("otel-collector", 4318))
+    def telemetry(self) -> JaegerQuery:
+        """The trace store's query API (Jaeger's, on 16686): every span the collector passed on."""
+        return JaegerQuery(self.service_url("jaeger", 16686))
+
+    @cached_property
+    def collector_logs(self) -> CollectorLogs:
+        """The services' log records, as the collector's debug exporter wrote them to its pod's log."""
+        return CollectorLogs(pod_logs(self.kube(), self.namespace))
+
+    @property
+    def collector_metrics_url(self) -> str:
+        """The collector's Prometheus exporter (what Prometheus scrapes of it), from the runner."""
+        return self.service_url("otel-collector", 8889)
 
     @cached_property
     def prometheus_url(self) -> str | None:
@@ -239,7 +274,7 @@ class Stage(abc.ABC):
 
     def close(self) -> None:
         """Release the clients (not the stage)."""
-        if "telemetry" in self.__dict__ and self.telemetry is not None:
+        if "telemetry" in self.__dict__:
             self.telemetry.close()
 
 

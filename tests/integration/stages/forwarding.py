@@ -1,7 +1,7 @@
 """Stages whose cluster addresses the test runner cannot reach (AWS, kind): in-cluster Services through
-`kubectl port-forward`, each forward opened once, on a free loopback port, and closed with the stage.
-Kafka's listeners are cluster-internal there, and the real OpenTelemetry Collector keeps no traces to
-query: such a stage offers neither (the suite reads consumer lag from Prometheus, and skips trace checks)."""
+`kubectl port-forward`, each forward opened once, on a free loopback port, and closed with the stage
+(Jaeger's query API among them). Kafka's listeners are cluster-internal there: such a stage offers no
+bootstrap, and the suite reads consumer lag from Prometheus."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
-from sim.telemetry.client import TelemetryQuery
 from tests.integration.stages.base import Stage
 from tests.k8s.conftest import kubectl_binary
 
@@ -104,10 +103,6 @@ class ForwardedStage(Stage):
 
     @property
     def kafka_bootstrap(self) -> None:
-        return None
-
-    @cached_property
-    def telemetry(self) -> TelemetryQuery | None:
         return None
 
     def close(self) -> None:

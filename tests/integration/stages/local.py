@@ -24,7 +24,8 @@ from sim.supervisor.state import read_state
 from tests.integration.stages.base import REPO, STAGE_LOGS, Phases, Stage, StageError, run_logged, tail
 
 INVENTORY = REPO / "inventory" / "local.py"
-KEPT_STATE = REPO / ".sim"
+#: the everyday cloud `--keep` uses: where `inventory/local.py` finds it ($SHOPSTACK_SIM_STATE, default .sim)
+KEPT_STATE = Path(os.environ.get("SHOPSTACK_SIM_STATE", REPO / ".sim"))
 #: where the suite's own cloud lives (a run with --keep uses `.sim`)
 SUITE_STATE = Path(os.environ.get("SHOPSTACK_SUITE_STATE", REPO / ".sim-suite"))
 #: the suite's cloud takes its own 127.N/16 blocks, apart from those of a cloud the user runs in `.sim`
@@ -114,7 +115,7 @@ class LocalStage(Stage):
         return f"{self.cluster_ip('kafka')}:9092"
 
     def urls(self) -> dict[str, str]:
-        urls = {**super().urls(), "telemetry query": f"{self.service_url('otel-collector', 4318)}/api/"}
+        urls = {**super().urls(), "Jaeger query API": f"{self.service_url('jaeger', 16686)}/api/services"}
         if self.prometheus_url:
             urls["Prometheus"] = self.prometheus_url
         urls["Grafana"] = self.service_url("grafana", 3000)
