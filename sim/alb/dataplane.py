@@ -5,9 +5,10 @@ registered targets (`routing.read_snapshot`, in a thread) and hands the targets 
 so a change of rules or weights takes effect within that interval. Each request on a local port is
 routed for the listener port that local port stands for, to a target group of its rule's forward action
 picked by weight, balanced round robin over that group's healthy registered targets, and streamed both
-ways with `X-Forwarded-For/Proto/Port` and `X-Amzn-Trace-Id` added. No healthy target: 503; the target
-fails: 502; it times out: 504. A refused (or reset before answering) connection is retried once on
-another target for idempotent methods whose body was small enough to keep.
+ways with `X-Forwarded-For/Proto/Port` and `X-Amzn-Trace-Id` added. No healthy target: the group fails open
+to the targets measured unhealthy, as an ALB does; none of those either: 503; the target fails: 502; it
+times out: 504. A refused (or reset before answering) connection is retried once on another target for
+idempotent methods whose body was small enough to keep.
 
 A deregistered target drains: it gets no new request, and the requests already on it may finish for the
 group's deregistration delay (`deregistration_delay.timeout_seconds`, times `time_scale` like the health
@@ -405,6 +406,10 @@ class DataPlane:
         if group is None:
             return None
         healthy = [t for t in group.targets if t not in exclude and self.checker.healthy(group_arn, t)]
+        if not healthy and not any(self.checker.healthy(group_arn, t) for t in group.targets):
+            # as an ALB fails open: with no healthy target in the group, every target checked unhealthy
+            # gets requests (targets still registering or draining do not)
+            healthy = [t for t in group.targets if t not in exclude and self.checker.unhealthy(group_arn, t)]
         if not healthy:
             return None
         turn = next(self._round_robin.setdefault(group_arn, itertools.count()))

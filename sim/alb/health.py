@@ -48,6 +48,11 @@ class HealthChecker:
         found = self.health.get((group_arn, target))
         return found is not None and found.healthy
 
+    def unhealthy(self, group_arn: str, target: Target) -> bool:
+        """Whether `target` was checked and failed (not merely registering)."""
+        found = self.health.get((group_arn, target))
+        return found is not None and found.state == "unhealthy"
+
     def update(self, groups: Mapping[str, TargetGroup]) -> None:
         """Check exactly the targets registered in `groups` now."""
         wanted = {(arn, t): g.health for arn, g in groups.items() for t in g.targets}
@@ -80,7 +85,9 @@ class HealthChecker:
 
     async def _check_loop(self, key: tuple[str, Target], settings: HealthSettings) -> None:
         interval = max(self.min_interval, settings.interval_seconds * self.time_scale)
-        timeout = max(0.2, min(settings.timeout_seconds * self.time_scale, interval))
+        # the interval runs on the local clock, the timeout not below it: every target shares this
+        # machine's cores, and a check that times out under load would take a serving target out
+        timeout = min(float(settings.timeout_seconds), interval)
         target = key[1]
         port = target.port if settings.port == "traffic-port" else int(settings.port)
         url = f"http://{target.ip}:{port}{settings.path}"

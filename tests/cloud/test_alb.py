@@ -6,8 +6,8 @@ fails its readiness probe gets no more traffic; deleting the Ingress removes the
 alone: a second pass over unchanged state makes no write call. The data plane alone, in front of a
 server the test controls: a deregistered target's in-flight request finishes while new ones stop going
 to it, and what is still in flight once its target group's deregistration delay has run out is dropped;
-an unhealthy target (by the data plane's own checks) gets no traffic, and a cookie one client was given
-never goes out with another client's request."""
+the data plane measures a target's health itself, and with no healthy target left it fails open as an
+ALB does; a cookie one client was given never goes out with another client's request."""
 
 from __future__ import annotations
 
@@ -541,11 +541,18 @@ def test_draining_lets_in_flight_requests_finish_and_health_is_measured(
     elb.register_targets(TargetGroupArn=group_arn, Targets=target)
     assert poll(lambda: status() == 200)
     _Upstream.healthy = False  # the emulator still says healthy: the data plane measures it
-    assert poll(lambda: status() == 503, within=10)
+
+    def measured() -> str:
+        groups = httpx.get(f"{dataplane.admin}/targets", timeout=5).json()["target_groups"]
+        return str(next(iter(groups.values()))[0]["state"])
+
+    assert poll(lambda: measured() == "unhealthy", within=10)
     health = elb.describe_target_health(TargetGroupArn=group_arn)
     assert health["TargetHealthDescriptions"][0]["TargetHealth"]["State"] == "healthy"
+    # as an ALB fails open: with no healthy target in the group, the unhealthy ones still get requests
+    assert status() == 200
     _Upstream.healthy = True
-    assert poll(lambda: status() == 200, within=10)
+    assert poll(lambda: measured() == "healthy", within=10)
 
 
 def test_a_cookie_a_target_sets_for_one_client_never_reaches_another(direct_alb: DirectAlb) -> None:

@@ -17,6 +17,7 @@ from services.common.orders import ORDERS_TOPIC
 from tests.integration.stages import Stage
 from tests.support.jaeger import JaegerQuery, Span
 from tests.support.shopper import Shopper, new_traceparent
+from tests.support.waiting import eventually
 
 CONSUMER_GROUPS = ("accounting", "fraud-detection")
 NAME_LABEL = "app.kubernetes.io/name"
@@ -132,3 +133,27 @@ def reviewed(stage: Stage, order_ids: list[str]) -> set[str]:
     url = stage.service_url("fraud-detection")
     with httpx.Client(base_url=url, timeout=10) as client:
         return {o for o in order_ids if client.get(f"/orders/{o}").status_code == 200}
+
+
+def wait_for_no_lag(stage: Stage, group: str, timeout: float = 90) -> None:
+    """Until `group` has committed every message of the topic: by the broker's offsets where the runner
+    reaches Kafka, else by the consumers' own lag metric in Prometheus."""
+    if stage.kafka_bootstrap is None:
+        assert stage.prometheus_url, f"the {stage.name} stage reaches neither Kafka nor Prometheus"
+        query = f'max(messaging_kafka_consumer_lag{{group="{group}"}})'
+        eventually(
+            lambda: prometheus_query(stage.prometheus_url or "", query)[0]["value"][1] == "0",
+            timeout=timeout,
+            what=f"consumer group {group} with no lag in Prometheus",
+        )
+        return
+    lags: list[dict[int, int]] = []
+
+    def caught_up() -> bool:
+        lags.append(consumer_lag(stage.kafka_bootstrap or "", group))
+        return not any(lags[-1].values())
+
+    try:
+        eventually(caught_up, timeout=timeout, interval=0.5, what=f"consumer group {group} with no lag")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; its lag by partition: {lags[-1]}") from None

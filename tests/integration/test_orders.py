@@ -14,11 +14,10 @@ from services.common.flag_contract import Flag
 from tests.integration.observe import (
     CONSUMER_GROUPS,
     PlacedOrder,
-    consumer_lag,
     place_order,
     processing_spans,
-    prometheus_query,
     publishes,
+    wait_for_no_lag,
 )
 from tests.integration.stages import Stage
 from tests.support.jaeger import JaegerQuery
@@ -109,30 +108,6 @@ def test_a_refused_card_places_no_order_and_keeps_the_cart(shopper: Shopper) -> 
     assert response.status_code == 400
     assert "credit_card.number" in [field["field"] for field in response.json()["fields"]]
     assert [item["product_id"] for item in shopper.cart()["items"]] == ["2ZYFJ3GM2N"]
-
-
-def wait_for_no_lag(stage: Stage, group: str) -> None:
-    """Until `group` has committed every message of the topic: by the broker's offsets where the runner
-    reaches Kafka, else by the consumers' own lag metric in Prometheus."""
-    if stage.kafka_bootstrap is None:
-        assert stage.prometheus_url, f"the {stage.name} stage reaches neither Kafka nor Prometheus"
-        query = f'max(messaging_kafka_consumer_lag{{group="{group}"}})'
-        eventually(
-            lambda: prometheus_query(stage.prometheus_url or "", query)[0]["value"][1] == "0",
-            timeout=120,
-            what=f"consumer group {group} with no lag in Prometheus",
-        )
-        return
-    lags: list[dict[int, int]] = []
-
-    def caught_up() -> bool:
-        lags.append(consumer_lag(stage.kafka_bootstrap or "", group))
-        return not any(lags[-1].values())
-
-    try:
-        eventually(caught_up, timeout=90, interval=0.5, what=f"consumer group {group} with no lag")
-    except AssertionError as err:
-        raise AssertionError(f"{err}; its lag by partition: {lags[-1]}") from None
 
 
 def test_the_consumer_groups_catch_up_with_the_topic(stage: Stage, shopper: Shopper) -> None:

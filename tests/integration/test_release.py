@@ -3,8 +3,8 @@ deployed again (nothing changes), a rollback, two broken releases that never tak
 released rolling. Every step runs under a steady mixed load through the ALB (`MixedLoad`: browse, cart,
 checkout) whose every request is kept and whose every order is looked for.
 
-The first two run in every suite; the others are long proofs (`--long`), the last of which deploys the
-stage's own build again, so that a run with `--long` leaves the stage as it found it.
+All are long proofs (`--long`, tens of minutes); the last deploys the stage's own build again, so that the
+module leaves the stage as it found it.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ def under_load(stage: Stage, minimum: int = 300) -> MixedLoad:
     return load
 
 
+@pytest.mark.long
 def test_a_new_build_of_every_service_is_released_blue_green_with_no_failed_request(
     stage: Stage, next_build: tuple[Path, str]
 ) -> None:
@@ -151,6 +152,7 @@ def test_a_new_build_of_every_service_is_released_blue_green_with_no_failed_requ
     assert_no_order_lost(stage, load.placed)
 
 
+@pytest.mark.long
 def test_the_same_build_deployed_again_changes_nothing(stage: Stage, next_build: tuple[Path, str]) -> None:
     build, _ = next_build
     again = deploy(stage, f"build_dir={build}")

@@ -18,7 +18,15 @@ from lightkube.resources.policy_v1 import PodDisruptionBudget
 from infra.aws.eks import node_group_name
 from infra.model import SERVICE_NAMES
 from tests.integration.load import CheckoutLoad
-from tests.integration.observe import ready, reviewed, service_pods, stored_orders, workload_available
+from tests.integration.observe import (
+    CONSUMER_GROUPS,
+    ready,
+    reviewed,
+    service_pods,
+    stored_orders,
+    wait_for_no_lag,
+    workload_available,
+)
 from tests.integration.stages import Stage
 from tests.support.waiting import eventually
 
@@ -162,6 +170,10 @@ def test_a_restarted_kafka_broker_loses_no_order(stage: Stage) -> None:
         p for p in kube.list(Pod, namespace=stage.namespace, labels={"app.kubernetes.io/name": "kafka"})
     ]
     assert broker.metadata is not None
+    # the consumers first work off what the earlier tests ordered, so that this test's orders are not
+    # queued behind it when their bound starts
+    for group in CONSUMER_GROUPS:
+        wait_for_no_lag(stage, group, timeout=600)
     with CheckoutLoad(stage.shop_url, shoppers=2, max_seconds=300, max_checkouts=1000) as load:
         eventually(lambda: len(load.placed) >= 5, timeout=60, what="orders before the restart")
         kube.delete(Pod, broker.metadata.name or "", namespace=stage.namespace)
