@@ -117,7 +117,7 @@ class TelemetryQuery:
         def fetch() -> list[Span]:
             return [s for s in self.spans(**filters) if predicate is None or predicate(s)]
 
-        return _poll(fetch, lambda spans: len(spans) >= count, timeout, f"{count} span(s) matching {filters}")
+        return poll(fetch, lambda spans: len(spans) >= count, timeout, f"{count} span(s) matching {filters}")
 
     def wait_for_trace(
         self, trace_id: str, services: Collection[str] = (), *, timeout: float = DEFAULT_WAIT_SECONDS
@@ -128,7 +128,7 @@ class TelemetryQuery:
         def complete(spans: list[Span]) -> bool:
             return bool(spans) and wanted <= {s.service for s in spans}
 
-        return _poll(
+        return poll(
             lambda: self.trace(trace_id),
             complete,
             timeout,
@@ -149,7 +149,7 @@ class TelemetryQuery:
         def done(metrics: list[Metric]) -> bool:
             return bool(metrics) and (predicate is None or predicate(metrics[0]))
 
-        return _poll(lambda: self.metrics(service, name), done, timeout, f"metric {name} of {service}")[0]
+        return poll(lambda: self.metrics(service, name), done, timeout, f"metric {name} of {service}")[0]
 
     def wait_for_logs(
         self,
@@ -166,7 +166,7 @@ class TelemetryQuery:
             return [r for r in self.logs(service, trace_id) if predicate is None or predicate(r)]
 
         wanted = f"{count} log record(s) of service={service} trace_id={trace_id}"
-        return _poll(fetch, lambda records: len(records) >= count, timeout, wanted)
+        return poll(fetch, lambda records: len(records) >= count, timeout, wanted)
 
     def _json(self, response: httpx.Response) -> Any:
         if response.is_error:
@@ -178,14 +178,18 @@ class TelemetryQuery:
         return response.json() if response.content else None
 
 
-def _poll(
+def poll(
     fetch: Callable[[], T],
     done: Callable[[T], bool],
     timeout: float,
     wanted: str,
     describe: Callable[[T], str] | None = None,
+    *,
+    error: type[Exception] = TelemetryTimeout,
+    interval: float = POLL_INTERVAL_SECONDS,
 ) -> T:
-    """Call `fetch` until `done` holds for its result or `timeout` seconds have passed."""
+    """Call `fetch` every `interval` seconds until `done` holds for its result; `error` naming what was
+    `wanted` once `timeout` seconds have passed (also the Jaeger query client's wait)."""
     deadline = time.monotonic() + timeout
     while True:
         found = fetch()
@@ -195,8 +199,8 @@ def _poll(
             seen = (
                 describe(found) if describe else f"{len(found) if isinstance(found, Sized) else found} found"
             )
-            raise TelemetryTimeout(f"no {wanted} after {timeout:g}s; {seen}")
-        time.sleep(POLL_INTERVAL_SECONDS)
+            raise error(f"no {wanted} after {timeout:g}s; {seen}")
+        time.sleep(interval)
 
 
 def _as_parameter(value: Any) -> str:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Collection, Mapping, Sized
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+
+from sim.telemetry.client import poll
 
 T = TypeVar("T")
 
@@ -257,19 +259,28 @@ class JaegerQuery:
             return [s for spans in traces for s in spans if keep(s)]
 
         wanted = f"{count} span(s) of trace={trace_id} service={service} name={name} kind={kind}"
-        return _poll(fetch, lambda spans: len(spans) >= count, timeout, wanted)
+        return poll(
+            fetch,
+            lambda spans: len(spans) >= count,
+            timeout,
+            wanted,
+            error=JaegerTimeout,
+            interval=POLL_INTERVAL_SECONDS,
+        )
 
     def wait_for_trace(
         self, trace_id: str, services: Collection[str] = (), *, timeout: float = DEFAULT_WAIT_SECONDS
     ) -> list[Span]:
         """The trace's spans once it has spans from every one of `services` (or any span if none given)."""
         wanted = set(services)
-        return _poll(
+        return poll(
             lambda: self.trace(trace_id),
             lambda spans: bool(spans) and wanted <= {s.service for s in spans},
             timeout,
             f"trace {trace_id} with spans from {sorted(wanted) or 'any service'}",
             lambda spans: f"spans from {sorted({s.service for s in spans})}",
+            error=JaegerTimeout,
+            interval=POLL_INTERVAL_SECONDS,
         )
 
 
@@ -277,23 +288,3 @@ def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _poll(
-    fetch: Callable[[], T],
-    done: Callable[[T], bool],
-    timeout: float,
-    wanted: str,
-    describe: Callable[[T], str] | None = None,
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = fetch()
-        if done(found):
-            return found
-        if time.monotonic() >= deadline:
-            seen = (
-                describe(found) if describe else f"{len(found) if isinstance(found, Sized) else found} found"
-            )
-            raise JaegerTimeout(f"no {wanted} after {timeout:g}s; {seen}")
-        time.sleep(POLL_INTERVAL_SECONDS)
