@@ -3,7 +3,7 @@ manager so that tests written for pytest-kubernetes' `k8s` fixture run against i
 
 Load it from a conftest.py with `pytest_plugins = ["sim.pytest_plugin"]`. Then:
 
-- `local_cluster` (session-scoped) is a running `python -m sim.k8s` with the controllers and two nodes
+- `local_cluster` (session-scoped) is a running `python -m sim.cluster` with the controllers and two nodes
   (process kubelets), a kubeconfig for it, and its image store (`local_cluster.load_image(layout)` loads an
   OCI image layout, as `kind load` does);
 - pytest-kubernetes' `k8s` fixture gives a `LocalClusterManager` unless `--k8s-provider` names another
@@ -73,14 +73,14 @@ def start_local_cluster(
     addresses: str | None = None,
     extra_args: Sequence[str] = (),
 ) -> LocalClusterProcess:
-    """Start `python -m sim.k8s` with `nodes` on a free loopback port, its pods in the lower half of
+    """Start `python -m sim.cluster` with `nodes` on a free loopback port, its pods in the lower half of
     `addresses` and its Services in the upper half; its logs and kubelet state go under `workdir`. Raises
     with the server's log when it does not become ready."""
     images = images or ImageStore(workdir / "images")
     pod_cidr, service_cidr = split_addresses(addresses or f"127.{next(_address_ranges)}.0.0/16")
     port = free_port(HOST)
     url = f"http://{HOST}:{port}"
-    argv = [sys.executable, "-m", "sim.k8s", "--host", HOST, "--port", str(port)]
+    argv = [sys.executable, "-m", "sim.cluster", "--host", HOST, "--port", str(port)]
     for node in nodes:
         argv += ["--node", node]
     argv += ["--image-store", str(images.root), "--pod-cidr", pod_cidr, "--service-cidr", service_cidr]

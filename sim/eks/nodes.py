@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.eks.instance_types import node_capacity
+from sim.aws.instance_types import node_capacity
 
 #: addresses AWS keeps in every subnet: the network, the router, DNS, one reserved, and the broadcast
 RESERVED_LOW, RESERVED_HIGH = 4, 1

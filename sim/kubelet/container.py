@@ -22,7 +22,6 @@ from typing import Any
 from containers.nodestore import ImageError, ImagePullError, ImageStore, RunSpec
 from kube.quantity import format_cpu, format_memory
 from sim.kubelet.backoff import Backoff
-from sim.kubelet.lifeline import die_with_parent
 from sim.kubelet.logs import ContainerLogs
 from sim.kubelet.probes import run_handler
 from sim.kubelet.procstat import sample
@@ -38,8 +37,7 @@ from sim.kubelet.spec import (
 )
 from sim.kubelet.status import ContainerStatus, State, exit_code, now, terminated
 from sim.kubelet.volumes import PodVolumes
-from sim.standins.table import Placement
-from sim.standins.table import resolve as resolve_standin
+from sim.supervisor.lifeline import die_with_parent
 from sim.supervisor.state import MARKER
 
 
@@ -55,8 +53,9 @@ class KubeletConfig:
     config_source: ConfigSource | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     volumes_root: Path | None = None  # pods' volumes; default: `volumes` beside log_root
-    aws_endpoint: str | None = None  # the AWS emulator, for the image stand-ins (Kafka's S3)
-    api_url: str | None = None  # the cluster's API, for the image stand-ins (Prometheus's discovery)
+    #: what runs in place of an image the store does not hold: (image reference, pod IP) to a RunSpec, or
+    #: None when nothing stands in for it (`sim.standins.table.StandIns`, handed in by `sim.cluster`)
+    standins: Callable[[str, str], RunSpec | None] | None = None
     # the cluster network's per-pod variables: service links (under the pod's own variables) and host
     # paths such as the resolver shim's (not translated to the image; PYTHONPATH is prepended)
     service_env: Callable[[PodSpec], Mapping[str, str]] | None = None
@@ -207,12 +206,11 @@ class Container:
         return Launch(runspec, argv, env, cwd, image_id)
 
     def _resolve_image(self) -> RunSpec:
-        """The image from the node's store, else its stand-in (sim/standins/table.py), else ErrImagePull."""
+        """The image from the node's store, else its stand-in, else ErrImagePull."""
         try:
             return self.config.images.resolve(self.spec.image)
         except ImagePullError:
-            placement = Placement(self.pod_ip, self.config.aws_endpoint, self.config.api_url)
-            standin = resolve_standin(self.spec.image, placement, self.config.images.root / "standins")
+            standin = self.config.standins(self.spec.image, self.pod_ip) if self.config.standins else None
             if standin is None:
                 raise
             return standin

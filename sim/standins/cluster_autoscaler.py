@@ -9,7 +9,7 @@ its `scalingConfig.desiredSize`).
 
 - Discovery: the EKS node groups whose tags carry every key (and value, where given) of
   `--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/<cluster>`;
-  a group is modelled by its first instance type (`sim.eks.instance_types`: allocatable cpu, memory, pods),
+  a group is modelled by its first instance type (`sim.aws.instance_types`: allocatable cpu, memory, pods),
   its labels and taints; its nodes are those labelled `eks.amazonaws.com/nodegroup=<group>`.
 - Scale-up: pods Pending with `PodScheduled=False` (reason `Unschedulable`) that fit neither the free room
   of the Ready nodes nor the nodes already on their way (desired size above the nodes registered) are
@@ -62,7 +62,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from quart import Quart, Response
 
 from kube.quantity import memory_bytes, parse_quantity
-from sim.eks.instance_types import node_capacity
+from sim.aws.instance_types import node_capacity
 from sim.serving import serve_until_signalled
 
 log = logging.getLogger("cluster-autoscaler")

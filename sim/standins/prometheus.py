@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
-from sim.kubelet.lifeline import die_with_parent
 from sim.standins.binaries import is_cluster_name
+from sim.supervisor.lifeline import die_with_parent
 
 CONFIG_FLAG = "--config.file="
 LOCAL_API_TOKEN = "shopstack-local"  # what the local API's kubeconfigs carry (sim/k8s/kubeconfig.py)

@@ -305,6 +305,19 @@ class PythonRunSpec(RunSpec):
         return [self.entrypoint[0], *(self.path(a) for a in argv[1:])]
 
 
+@dataclass(frozen=True)
+class StandIns:
+    """The stand-ins of one node's kubelet (its `KubeletConfig.standins`): their root directories under
+    `root`, the AWS emulator and the cluster API the node knows."""
+
+    root: Path
+    aws_endpoint: str | None = None
+    api_server: str | None = None
+
+    def __call__(self, reference: str, pod_ip: str) -> RunSpec | None:
+        return resolve(reference, Placement(pod_ip, self.aws_endpoint, self.api_server), self.root)
+
+
 def resolve(reference: str, placement: Placement, root: Path) -> RunSpec | None:
     """The RunSpec of the stand-in for `reference` (its root directory under `root`), or None when the
     table has none. Raises `ImageError` when the stand-in cannot run here."""

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.bench.cluster [--layout build/oci/payment] [--max-pods 40] [--step 10]
 
-Into a temporary directory: start `python -m sim.k8s` with one roomy node (to /readyz), apply a 2-replica
+Into a temporary directory: start `python -m sim.cluster` with one roomy node (to /readyz), apply a 2-replica
 Deployment of the payment image and time it to `Available`; then scale it up `--step` pods at a time, each
 step waited for (bounded), until `--max-pods` run or a step does not become Ready in time, printing the
 pods held and the node's total container RSS. Without --layout, builds the payment image first.

@@ -32,7 +32,7 @@ def start(workdir: Path) -> tuple[ManagedProcess, str, float]:
     """Start a server; return it, its URL and the ms from process start to /readyz."""
     port = free_port(HOST)
     url = f"http://{HOST}:{port}"
-    argv = [sys.executable, "-m", "sim.k8s", "--host", HOST, "--port", str(port)]
+    argv = [sys.executable, "-m", "sim.cluster", "--host", HOST, "--port", str(port)]
     started = time.perf_counter()
     process = ManagedProcess("k8s-api", argv, workdir / f"k8s-api-{port}.log").start()
     deadline = started + READY_TIMEOUT_SECONDS

@@ -1,4 +1,4 @@
-"""The local ALB end to end: a real moto server, a real `python -m sim.k8s` cluster with a node running
+"""The local ALB end to end: a real moto server, a real `python -m sim.cluster` cluster with a node running
 the ALB controller, the real data plane process and the real kubectl. An `alb` Ingress in front of a
 2-replica payment Deployment becomes an ALB with rules and 2 targets in the emulator; requests through
 the data plane answer 200; deleting or SIGKILLing a pod under steady load fails no request; a pod that

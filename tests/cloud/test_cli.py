@@ -174,7 +174,7 @@ def test_the_sim_fixture_gives_the_whole_running_cloud(sim: LocalCloud) -> None:
 
 def test_a_sigkilled_eks_binding_leaves_no_pod_and_down_still_cleans_up(tmp_path: Path) -> None:
     """A pod's process has its own session, so killing the EKS binding's group does not reach it: the
-    kubelet's lifeline (sim/kubelet/lifeline.py) does, and `down` then finds nothing left."""
+    kubelet's lifeline (sim/supervisor/lifeline.py) does, and `down` then finds nothing left."""
     binary = kubectl_binary()
     if binary is None:
         pytest.skip("no kubectl binary on this machine")

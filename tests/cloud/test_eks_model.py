@@ -6,8 +6,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from sim.aws.instance_types import node_capacity
 from sim.eks.binding import ADDRESS_BLOCKS, AddressBlocks, addresses_for
-from sim.eks.instance_types import node_capacity
 from sim.eks.nodes import NodeGroup, Subnet, plan_nodes
 from sim.k8s.defaults import DEFAULT_SERVICE_CIDR
 

@@ -34,7 +34,7 @@ def start_k8s_api(workdir: Path, data_dir: Path | None = None, port: int | None 
     port = port or free_port(HOST)
     data = data_dir or workdir / "data"
     url = f"http://{HOST}:{port}"
-    argv = [sys.executable, "-m", "sim.k8s", "--host", HOST, "--port", str(port), "--data-dir", str(data)]
+    argv = [sys.executable, "-m", "sim.cluster", "--host", HOST, "--port", str(port), "--data-dir", str(data)]
     process = ManagedProcess("k8s-api", argv, workdir / "k8s-api.log").start()
     process.wait_ready(lambda: http_ok(f"{url}/readyz"), timeout=20)
     return K8sApi(url, write_kubeconfig(workdir / "kubeconfig", url), process, data)

@@ -1,7 +1,7 @@
-"""The node agent and scheduler in the API server's process (`python -m sim.k8s --node ...`), driven by the
-real kubectl: the node registers Ready, a pod of the payment image runs as a process on its own loopback
-address, turns Ready, logs, and stops on delete; a pod too big for the node stays Pending; a ConfigMap
-changed through the API reaches the running pod that mounts it."""
+"""The node agent and scheduler in the API server's process (`python -m sim.cluster --node ...`), driven
+by the real kubectl: the node registers Ready, a pod of the payment image runs as a process on its own
+loopback address, turns Ready, logs, and stops on delete; a pod too big for the node stays Pending; a
+ConfigMap changed through the API reaches the running pod that mounts it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`python -m sim.k8s`: serve the Kubernetes API emulator until SIGTERM or SIGINT."""
+"""`python -m sim.cluster`: serve a local Kubernetes (the API server, its controllers and its nodes)
+until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ GRACEFUL_TIMEOUT_SECONDS = 1.0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m sim.k8s", description="The local Kubernetes API server.")
+    parser = argparse.ArgumentParser(
+        prog="python -m sim.cluster",
+        description="A local Kubernetes: the API server, its controllers and its nodes.",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=6443, help="port to bind (default: %(default)s)")
     parser.add_argument("--data-dir", type=Path, default=None, help="keep objects here across restarts")
@@ -115,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         serve(args, timings)
     except ValueError as err:  # a configuration the cluster refuses (e.g. overlapping CIDRs)
-        sys.exit(f"python -m sim.k8s: error: {err}")
+        sys.exit(f"python -m sim.cluster: error: {err}")
 
 
 def serve(args: argparse.Namespace, timings: Timings) -> None:

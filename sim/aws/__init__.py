@@ -1,6 +1,6 @@
 """The AWS emulator: moto in server mode, on loopback, with the AWS-managed IAM policies loaded, behind the
 local cloud's own admin routes (`sim.awsemulator`); how it is started (one command line, for the supervisor
-and the tests alike) and how clients reach it."""
+and the tests alike) and how clients reach it. `instance_types`: what EC2's instance types offer a node."""
 
 from __future__ import annotations
 

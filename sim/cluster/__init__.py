@@ -6,7 +6,9 @@ when the controllers make their first pass) and stops them last (so every pod pr
 server exits). The API server imports nothing of the kubelet: its logs, exec and port-forward
 (`sim.kubelet.streams`) and its usage samples are handed to it here, through the small protocols it
 declares; nor of the ALB: its pod readiness gate injector is registered here as the store's admission
-hook, when the ALB data plane that measures target health is known (`alb_admin_url`).
+hook, when the ALB data plane that measures target health is known (`alb_admin_url`). The kubelet
+imports nothing of the image stand-ins: the table's resolver (`sim.standins.table.StandIns`) is handed
+to it here. `python -m sim.cluster` (`__main__`) serves one.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sim.kubelet.agent import NodeAgent
 from sim.kubelet.spec import PodSpec
 from sim.kubelet.streams import NodeStreams
 from sim.network.node import NodeNetwork
+from sim.standins.table import StandIns
 
 DEFAULT_POD_CIDR = "127.1.0.0/16"
 
@@ -102,12 +105,12 @@ class LocalCluster:
             assert config.image_store is not None
             assert config.kubelet_dir is not None
             self.network = NodeNetwork(self.store, config.kubelet_dir / "network")
+            kubelet = kubelet or KubeletConfig(ImageStore(config.image_store), config.kubelet_dir / "logs")
             kubelet = replace(
-                kubelet or KubeletConfig(ImageStore(config.image_store), config.kubelet_dir / "logs"),
+                kubelet,
                 service_env=self.network.service_env,
                 resolver_env=self.network.resolver_env,
-                aws_endpoint=config.aws_endpoint,
-                api_url=config.api_url,
+                standins=StandIns(kubelet.images.root / "standins", config.aws_endpoint, config.api_url),
                 events=partial(kubelet_event, self.store),
             )
             self.agent = NodeAgent(
