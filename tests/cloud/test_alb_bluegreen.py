@@ -1,4 +1,4 @@
-"""Blue-green behind the local ALB, end to end: a real moto server, a real `python -m sim.k8s` cluster
+"""Blue-green behind the local ALB, end to end: a real moto server, a real `python -m sim.cluster` cluster
 whose ALB controller reads target health from the real data plane process, and the real kubectl.
 
 Two colours of a payment Deployment, each behind its own Service, behind one `alb` Ingress whose
@@ -293,6 +293,7 @@ def test_a_malformed_action_is_a_warning_and_the_last_good_weights_stay(
 ) -> None:
     set_weights(deployed, 100, 0)
     assert poll(lambda: rule_weights(elb) == {"blue": 100, "green": 0})
+    assert poll(lambda: set(landed(dataplane, deployed, 4)) == {"blue"})  # the data plane has read them
     set_weights(deployed, "lots", 0)
 
     def warnings() -> list[dict[str, Any]]:
