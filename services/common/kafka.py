@@ -1,5 +1,5 @@
-"""Kafka for the services: a publisher (`acks=all`, retries) and a consuming worker that commits only
-after processing, continues the producer's trace, exports its lag and stops gracefully.
+"""Kafka for the services: a publisher (`acks=all`, retries) and a consuming worker that commits a fetch
+only after processing it, continues the producer's trace, exports its lag and stops gracefully.
 
 Tansu, the local broker, rejects idempotent and transactional producers from aiokafka, so delivery is
 at-least-once and every consumer must be idempotent.
@@ -34,6 +34,8 @@ meter = metrics.get_meter(__name__)
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
 
 FETCH_MAX_WAIT_MS = 50
+#: records handled (concurrently, in order per key) and committed together
+MAX_BATCH_RECORDS = 100
 RETRY_DELAY_SECONDS = 1.0
 CONNECT_RETRY_SECONDS = 2.0
 PUBLISH_TIMEOUT_SECONDS = 5.0
@@ -147,10 +149,13 @@ async def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> N
 
 
 class Worker:
-    """Consumes `topic` in consumer group `group_id`, one message at a time, in order.
+    """Consumes `topic` in consumer group `group_id` a fetch at a time.
 
-    A message is committed only after `handler` returns. A handler that raises is retried (the worker
-    seeks back) until it succeeds; an `UnreadableEvent` is logged, counted and skipped.
+    The records of one fetch are handled concurrently, except that records of one key are handled one
+    after another in their order (an order's redeliveries never race each other); then each partition is
+    committed once, up to its first record that must be tried again. A handler that raises is retried (the
+    worker seeks back to it after a pause) until it succeeds; an `UnreadableEvent` is logged, counted and
+    skipped. Records after a failed one may be handled again: handlers must be idempotent.
     """
 
     def __init__(
@@ -199,7 +204,7 @@ class Worker:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        """Finish the message in hand, commit it, and leave the group."""
+        """Finish the fetch in hand, commit it, and leave the group."""
         self._stopping.set()
         if self._task is not None:
             if self._consumer is None:
@@ -242,20 +247,43 @@ class Worker:
         while not self._stopping.is_set():
             for tp in consumer.assignment() - self._committed.keys():
                 self._committed[tp] = await consumer.committed(tp) or 0
-            batches = await consumer.getmany(timeout_ms=200, max_records=50)
+            fetched = await consumer.getmany(timeout_ms=200, max_records=MAX_BATCH_RECORDS)
             self._lag = self._measure_lag(consumer)
-            for tp, records in batches.items():
-                for record in records:
-                    if tp not in consumer.assignment():
-                        break  # revoked by a rebalance: its new owner resumes from the last commit
-                    if self._stopping.is_set():
-                        self._rewind(tp, record.offset)
-                        return
-                    if not await self._process(record):
-                        self._rewind(tp, record.offset)
-                        await asyncio.sleep(RETRY_DELAY_SECONDS)
-                        break
-                    self._lag = self._measure_lag(consumer)
+            # a rebalance may have taken a partition away since the fetch: its new owner resumes it
+            owned = {tp: records for tp, records in fetched.items() if tp in consumer.assignment()}
+            if not owned:
+                continue
+            retry = await self._handle_all(owned)
+            ends = {tp: retry.get(tp, records[-1].offset + 1) for tp, records in owned.items()}
+            if not await self._commit(ends):
+                retry = {tp: self._committed.get(tp, records[0].offset) for tp, records in owned.items()}
+            for tp, offset in retry.items():
+                self._rewind(tp, offset)
+            self._lag = self._measure_lag(consumer)
+            if retry:
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
+
+    async def _handle_all(
+        self, fetched: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> dict[TopicPartition, int]:
+        """Handle the records of one fetch; the offset of each partition's first record to try again."""
+        by_key: dict[tuple[TopicPartition, bytes | None], list[ConsumerRecord]] = {}
+        for tp, records in fetched.items():
+            for record in records:
+                by_key.setdefault((tp, record.key), []).append(record)
+        failures = await asyncio.gather(*(self._handle_in_order(records) for records in by_key.values()))
+        retry: dict[TopicPartition, int] = {}
+        for (tp, _), failed in zip(by_key, failures, strict=True):
+            if failed is not None:
+                retry[tp] = min(failed.offset, retry.get(tp, failed.offset))
+        return retry
+
+    async def _handle_in_order(self, records: Sequence[ConsumerRecord]) -> ConsumerRecord | None:
+        """Handle records of one key in order; the first that must be tried again, or None."""
+        for record in records:
+            if not await self._process(record):
+                return record
+        return None
 
     def _measure_lag(self, consumer: AIOKafkaConsumer) -> int:
         total = 0
@@ -271,7 +299,7 @@ class Worker:
             self._consumer.seek(tp, offset)
 
     async def _process(self, record: ConsumerRecord) -> bool:
-        """Handle and commit one record; False means it must be tried again."""
+        """Handle one record; False means it must be tried again."""
         carrier = {
             key: value.decode(errors="replace") for key, value in record.headers or () if value is not None
         }
@@ -301,18 +329,20 @@ class Worker:
                 return False
             else:
                 self.processed.add(1, {"topic": record.topic})
-            return await self._commit(record)
+            return True
 
-    async def _commit(self, record: ConsumerRecord) -> bool:
-        tp = TopicPartition(record.topic, record.partition)
-        if self._consumer is None:
-            return False
+    async def _commit(self, ends: dict[TopicPartition, int]) -> bool:
+        """Commit each partition up to its offset in `ends`; False when the broker refused."""
+        assert self._consumer is not None
+        ends = {tp: offset for tp, offset in ends.items() if offset > self._committed.get(tp, 0)}
+        if not ends:
+            return True
         try:
-            await self._consumer.commit({tp: record.offset + 1})
-        except KafkaError:
-            log.warning("commit of %s:%s failed; the message will be processed again", tp, record.offset)
+            await self._consumer.commit(ends)
+        except KafkaError as err:
+            log.warning("commit of %s failed; its messages will be processed again: %s", ends, err)
             return False
-        self._committed[tp] = record.offset + 1
+        self._committed.update(ends)
         return True
 
     def _observe_lag(self, options: CallbackOptions) -> list[Observation]:

@@ -1,6 +1,7 @@
 """The Kafka `Worker` against the real Tansu broker: it continues the producer's trace, survives a header
-with no value, keeps consuming through a rebalance that takes partitions away mid-batch, and creates its
-topic when it does not exist yet."""
+with no value, keeps consuming through a rebalance that takes partitions away mid-batch, creates its
+topic when it does not exist yet, and handles a fetch concurrently, in order per key, retrying a record
+that failed and committing the fetch once it is all handled."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from opentelemetry import trace
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
@@ -147,3 +148,44 @@ async def test_a_worker_started_before_its_topic_exists_creates_it_and_gets_ever
             await publisher.publish(topic, "k", b"first order")
         await until(lambda: handled, "the message handled")
     assert handled == [b"first order"]
+
+
+async def test_a_fetch_is_handled_concurrently_in_order_per_key_and_a_failure_is_retried(
+    kafka_bootstrap: str,
+) -> None:
+    topic = await new_topic(kafka_bootstrap)
+    keys = [f"order-{n % 5}" for n in range(40)]
+    async with Publisher(kafka_bootstrap, "test") as publisher:
+        for n, key in enumerate(keys):
+            await publisher.publish(topic, key, str(n).encode())
+    handled: list[tuple[str, int]] = []
+    in_flight: list[int] = [0, 0]  # now, most at once
+    failed_once: set[int] = set()
+
+    async def handle(record: ConsumerRecord) -> None:
+        n = int(record.value)
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            if n == 12 and n not in failed_once:
+                failed_once.add(n)
+                raise RuntimeError("the table is away for a moment")
+            handled.append((record.key.decode(), n))
+        finally:
+            in_flight[0] -= 1
+
+    async with Worker(kafka_bootstrap, topic, "batch-test", handle):
+        await until(lambda: {n for _, n in handled} == set(range(40)), "every message handled")
+
+    assert in_flight[1] > 1, "records of different keys were handled one at a time"
+    for key in set(keys):
+        firsts = list(dict.fromkeys(n for k, n in handled if k == key))
+        assert firsts == sorted(firsts), f"{key}'s records were handled out of order: {firsts}"
+    assert failed_once == {12}
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id="batch-test")
+    await consumer.start()
+    try:
+        assert await consumer.committed(TopicPartition(topic, 0)) == 40
+    finally:
+        await consumer.stop()
