@@ -117,18 +117,19 @@ def test_a_node_drained_through_the_aws_api_moves_its_pods_within_their_disrupti
     )["nodegroup"]
     desired = group["scalingConfig"]["desiredSize"]
     assert desired - 1 >= group["scalingConfig"]["minSize"], "the node group is at its minimum already"
-    nodes = {n.metadata.name for n in kube.list(Node) if n.metadata}
+    # by uid: a node the group adds back may take the name of the one drained (its slot's address)
+    nodes = {n.metadata.uid: n.metadata.name for n in kube.list(Node) if n.metadata}
     pods_on: dict[str, set[str]] = {}
     for pod in kube.list(Pod, namespace=stage.namespace):
         if pod.spec and pod.metadata:
-            pods_on.setdefault(pod.spec.nodeName or "", set()).add(pod.metadata.name or "")
+            pods_on.setdefault(pod.spec.nodeName or "", set()).add(pod.metadata.uid or "")
 
     scale_node_group(stage, desired - 1)
     broken: list[str] = []
     deadline = time.monotonic() + DRAIN_SECONDS
     try:
         # the cluster autoscaler may add a node for the evicted pods before the drained one is gone
-        while nodes <= (remaining := {n.metadata.name for n in kube.list(Node) if n.metadata}):
+        while nodes.keys() <= (remaining := {n.metadata.uid for n in kube.list(Node) if n.metadata}):
             broken += [
                 f"{name}: {healthy} < {wanted}"
                 for name, healthy, wanted in budgets(stage)
@@ -136,15 +137,16 @@ def test_a_node_drained_through_the_aws_api_moves_its_pods_within_their_disrupti
             ]
             assert time.monotonic() < deadline, f"no node was drained within {DRAIN_SECONDS}s"
             time.sleep(SAMPLE_SECONDS)
-        [gone] = nodes - remaining
+        [gone] = [nodes[uid] for uid in nodes.keys() - remaining]
         assert broken == [], f"disruption budgets broken during the drain: {sorted(set(broken))}"
         assert pods_on.get(gone), f"the drained node {gone} ran none of the shop's pods"
         before = set().union(*pods_on.values())
 
         def replacements() -> list[Pod]:
             pods = [p for p in kube.list(Pod, namespace=stage.namespace) if p.spec and p.metadata]
-            assert [p.metadata.name for p in pods if p.spec.nodeName == gone] == [], f"pods left on {gone}"
-            return [p for p in pods if p.metadata.name not in before]
+            left = [p.metadata.name for p in pods if p.metadata.uid in pods_on[gone]]
+            assert left == [], f"pods left on {gone}: {left}"
+            return [p for p in pods if p.metadata.uid not in before]
 
         eventually(
             lambda: any(p.spec.nodeName and ready(p) for p in replacements()),
