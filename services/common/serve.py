@@ -24,6 +24,12 @@ from services.common.telemetry import setup_telemetry
 
 S = TypeVar("S", bound=ServiceSettings)
 
+#: How long an idle keep-alive connection stays open: longer than an ALB's idle timeout (60 s, AWS's advice
+#: for targets) and than the callers' pools keep one (httpx: 5 s), so the caller always closes an idle
+#: connection first. At hypercorn's default (5 s) a caller could send a request on a connection just as the
+#: server closes it, and a POST met that way fails: it cannot be safely sent again.
+KEEP_ALIVE_SECONDS = 75.0
+
 
 def run(name: str, create_app: Callable[[S], ServiceApp], settings_type: type[S]) -> NoReturn:
     """Read the settings, build the app and serve it; a bad configuration exits 2 with one line.
@@ -43,6 +49,7 @@ def run(name: str, create_app: Callable[[S], ServiceApp], settings_type: type[S]
     config = Config()
     config.bind = [f"{settings.bind_host}:{settings.port}"]
     config.graceful_timeout = settings.shutdown_timeout_seconds
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
     config.accesslog = None
     config.errorlog = "-"
     try:

@@ -6,6 +6,7 @@ consuming while it drains."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,8 @@ DRAIN_SECONDS = 2
 # Requests each caller has sent on its pool before the drain, and while the pod drains.
 BEFORE_DRAIN = 5
 WHILE_DRAINING = 5
+#: longer than a pool keeps an idle connection (httpx: 5 s) and than hypercorn's default keep-alive (5 s)
+IDLE_SECONDS = 6.5
 DRAINING = {"status": "unready", "reason": "draining"}
 TRANSITION = "draining (GET /drain"
 
@@ -136,6 +139,19 @@ def test_draining_moves_pooled_callers_off_the_pod_without_a_failed_request(shop
         assert all(o.new_connection for o in outcomes[first_close + 1 :])
     log = payment.process.log_path.read_text()
     assert log.count(TRANSITION) == 1, log
+
+
+def test_an_idle_pooled_connection_is_closed_by_its_caller_not_under_it(shop: Shop) -> None:
+    """A caller that kept a connection idle longer than the usual pools do (httpx: 5 s) sends its next POST
+    on that very connection: the server never closes one a caller may be about to use."""
+    shop.ensure("payment")
+    pool = httpx.Limits(keepalive_expiry=IDLE_SECONDS * 4)
+    with httpx.Client(base_url=shop.url("payment"), timeout=30, limits=pool) as client:
+        first = Caller.charge(client)
+        time.sleep(IDLE_SECONDS)
+        second = Caller.charge(client)
+    assert (first.status, second.status) == (201, 201), (first, second)
+    assert (first.new_connection, second.new_connection) == (True, False), "the server closed it idle"
 
 
 def test_sigterm_during_a_drain_ends_the_drain_and_stops_the_process(shop: Shop) -> None:
