@@ -3,10 +3,16 @@ whose allocatable (cpu and memory from the containers' requests, and the pod cou
 
 A pod that fits nowhere stays Pending with `PodScheduled=False` (reason `Unschedulable`) and a
 `FailedScheduling` Event saying why, as kube-scheduler reports it (`0/1 nodes are available: 1
-Insufficient memory.`). Pods are retried whenever a pod or a node changes. Nodes are tried in name order,
-the least loaded (by requested memory) first. Nodes that are cordoned (`spec.unschedulable`) or carry a
-NoSchedule/NoExecute taint the pod does not tolerate get no pods. Not done: affinity, priorities,
-preemption, topology spread.
+Insufficient memory.`). Pods are retried whenever a pod or a node changes. Nodes that are cordoned
+(`spec.unschedulable`) or carry a NoSchedule/NoExecute taint the pod does not tolerate get no pods.
+
+The pod's `topologySpreadConstraints` count the pods their selector matches in each domain (the value of
+the node label `topologyKey`) of the nodes the pod could go to: a `DoNotSchedule` one leaves out the nodes
+where the pod would make the skew (its domain's count, plus one, less the smallest) exceed `maxSkew`; a
+`ScheduleAnyway` one prefers the nodes of the least crowded domains, as kube-scheduler's PodTopologySpread
+plugin scores them, so the replicas of a workload spread over zones and a lost node or zone takes only
+some of them. Among equally spread nodes the least loaded (by requested memory) wins, then the first by
+name. Not done: affinity, priorities, preemption, the cluster's default spread constraints.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from sim.controllers.nodelifecycle import tolerates
 from sim.k8s import resources
 from sim.k8s.errors import ApiError
 from sim.k8s.events import record_event
+from sim.k8s.selectors import LabelSelector
 from sim.k8s.store import Event, Obj, Store, now
 
 log = logging.getLogger(__name__)
@@ -102,6 +109,70 @@ def _occupies(pod: Mapping[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") not in TERMINAL
 
 
+def _ineligible(pod: Mapping[str, Any], node: Mapping[str, Any]) -> str | None:
+    """Why `node` could not take `pod` whatever its room (kube-scheduler's words), or None."""
+    taint = _untolerated_taint(pod, node)
+    if not node_ready(node):
+        return "node(s) were not ready"
+    if (node.get("spec") or {}).get("unschedulable"):
+        return "node(s) were unschedulable"
+    if taint is not None:
+        return f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}"
+    if not _selector_matches(pod, node):
+        return "node(s) didn't match Pod's node affinity/selector"
+    return None
+
+
+def _domain_counts(
+    constraint: Mapping[str, Any], pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]
+) -> dict[str, int]:
+    """The pods `constraint`'s selector matches (in the pod's namespace, still running or to run) in each
+    domain of `nodes` (nodes without the topology label form none)."""
+    key = constraint.get("topologyKey", "")
+    domain_of = {
+        n["metadata"]["name"]: labels[key]
+        for n in nodes
+        if key in (labels := n["metadata"].get("labels") or {})
+    }
+    counts = dict.fromkeys(domain_of.values(), 0)
+    selector = LabelSelector.from_dict(constraint.get("labelSelector") or {})
+    namespace = pod["metadata"].get("namespace")
+    for other in pods:
+        meta = other["metadata"]
+        node = (other.get("spec") or {}).get("nodeName")
+        if (
+            node in domain_of
+            and meta.get("namespace") == namespace
+            and not meta.get("deletionTimestamp")
+            and _occupies(other)
+            and selector.matches(other)
+        ):
+            counts[domain_of[node]] += 1
+    return counts
+
+
+def _spread(
+    pod: Mapping[str, Any], candidates: list[Obj], pods: list[Obj]
+) -> tuple[set[str], dict[str, int]]:
+    """The candidate nodes a `DoNotSchedule` constraint rules out, and each candidate's crowding (the
+    matching pods already in its domains, summed over the `ScheduleAnyway` constraints: lower is better)."""
+    excluded: set[str] = set()
+    crowding = {n["metadata"]["name"]: 0 for n in candidates}
+    for constraint in (pod.get("spec") or {}).get("topologySpreadConstraints") or []:
+        key = constraint.get("topologyKey", "")
+        counts = _domain_counts(constraint, pod, candidates, pods)
+        smallest = min(counts.values(), default=0)
+        for node in candidates:
+            name = node["metadata"]["name"]
+            domain = (node["metadata"].get("labels") or {}).get(key)
+            if constraint.get("whenUnsatisfiable") == "DoNotSchedule":
+                if domain is None or counts[domain] + 1 - smallest > int(constraint.get("maxSkew", 1)):
+                    excluded.add(name)
+            else:  # a node outside every domain comes last, as kube-scheduler scores it
+                crowding[name] += len(pods) + 1 if domain is None else counts[domain]
+    return excluded, crowding
+
+
 def place(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[str | None, str]:
     """The node `pod` goes to, or None and why not (kube-scheduler's FailedScheduling message)."""
     used: dict[str, Requests] = {n["metadata"]["name"]: Requests() for n in nodes}
@@ -111,20 +182,14 @@ def place(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[st
             used[node_name] += pod_requests(other)
     want = pod_requests(pod)
     reasons: dict[str, int] = {}
-    fitting: list[tuple[int, str]] = []
+    fitting: list[Obj] = []
+    eligible: list[Obj] = []
     for node in nodes:
         name = node["metadata"]["name"]
-        why: list[str] = []
-        taint = _untolerated_taint(pod, node)
-        if not node_ready(node):
-            why.append("node(s) were not ready")
-        elif (node.get("spec") or {}).get("unschedulable"):
-            why.append("node(s) were unschedulable")
-        elif taint is not None:
-            why.append(f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}")
-        elif not _selector_matches(pod, node):
-            why.append("node(s) didn't match Pod's node affinity/selector")
-        else:
+        ineligible = _ineligible(pod, node)
+        why = [ineligible] if ineligible else []
+        if ineligible is None:
+            eligible.append(node)
             have, taken = allocatable(node), used[name]
             if taken.pods + want.pods > have.pods:
                 why.append("Too many pods")
@@ -136,9 +201,20 @@ def place(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[st
             for reason in why:
                 reasons[reason] = reasons.get(reason, 0) + 1
         else:
-            fitting.append((used[name].memory, name))
-    if fitting:
-        return min(fitting)[1], ""
+            fitting.append(node)
+    excluded, crowding = _spread(pod, eligible, pods)
+    if excluded & {n["metadata"]["name"] for n in fitting}:
+        spread = "node(s) didn't match pod topology spread constraints"
+        reasons[spread] = reasons.get(spread, 0) + sum(
+            1 for n in fitting if n["metadata"]["name"] in excluded
+        )
+    ranked = [
+        (crowding.get(name, 0), used[name].memory, name)
+        for name in (n["metadata"]["name"] for n in fitting)
+        if name not in excluded
+    ]
+    if ranked:
+        return min(ranked)[2], ""
     detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
     message = f"0/{len(nodes)} nodes are available"
     return None, f"{message}: {detail}." if detail else f"{message}."
