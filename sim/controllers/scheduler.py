@@ -12,7 +12,16 @@ where the pod would make the skew (its domain's count, plus one, less the smalle
 `ScheduleAnyway` one prefers the nodes of the least crowded domains, as kube-scheduler's PodTopologySpread
 plugin scores them, so the replicas of a workload spread over zones and a lost node or zone takes only
 some of them. Among equally spread nodes the least loaded (by requested memory) wins, then the first by
-name. Not done: affinity, priorities, preemption, the cluster's default spread constraints.
+name.
+
+Pending pods are taken highest priority first (`spec.priority`, else the built-in classes
+`system-node-critical` and `system-cluster-critical` by `priorityClassName`; other classes count 0). A
+pod that fits nowhere preempts, as kube-scheduler does: on the node where the fewest pods of lower
+priority (lowest first, then newest) make room, those are deleted gracefully, each with a `Preempted`
+Event, and the pod gets `status.nominatedNodeName`; it binds once they are gone. So the cluster
+autoscaler's own pod, moved off a drained node onto a full one, still runs to add the node the others
+wait for. Not done: affinity, PriorityClass objects, disruption budgets in the choice of victims, the
+cluster's default spread constraints.
 """
 
 from __future__ import annotations
@@ -37,6 +46,8 @@ log = logging.getLogger(__name__)
 PODS = resources.by_key("pods")
 NODES = resources.by_key("nodes")
 SCHEDULER_NAME = "default-scheduler"
+#: the priority classes kube-apiserver creates in every cluster
+BUILTIN_PRIORITIES = {"system-node-critical": 2_000_001_000, "system-cluster-critical": 2_000_000_000}
 TERMINAL = ("Succeeded", "Failed")
 
 
@@ -50,6 +61,12 @@ class Requests:
         self.cpu += other.cpu
         self.memory += other.memory
         self.pods += other.pods
+        return self
+
+    def __isub__(self, other: Requests) -> Requests:
+        self.cpu -= other.cpu
+        self.memory -= other.memory
+        self.pods -= other.pods
         return self
 
 
@@ -103,6 +120,60 @@ def _untolerated_taint(pod: Mapping[str, Any], node: Mapping[str, Any]) -> Mappi
         if taint.get("effect") in ("NoSchedule", "NoExecute") and tolerates(pod, taint) is None:
             return dict(taint)
     return None
+
+
+def priority(pod: Mapping[str, Any]) -> int:
+    """The pod's scheduling priority: `spec.priority`, else its built-in class's, else 0."""
+    spec = pod.get("spec") or {}
+    if isinstance(spec.get("priority"), int):
+        return int(spec["priority"])
+    return BUILTIN_PRIORITIES.get(spec.get("priorityClassName") or "", 0)
+
+
+def _fits(want: Requests, have: Requests, taken: Requests) -> bool:
+    return (
+        taken.pods + want.pods <= have.pods
+        and (not want.cpu or taken.cpu + want.cpu <= have.cpu)
+        and (not want.memory or taken.memory + want.memory <= have.memory)
+    )
+
+
+def preemption(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[str, list[Obj]] | None:
+    """The node where removing running pods of lower priority than `pod` makes room for it, and those
+    victims: the fewest, taken lowest priority first, then newest; None when no node can be so freed.
+    Pods already being deleted free their room without being victims."""
+    mine, want = priority(pod), pod_requests(pod)
+    best: tuple[str, list[Obj]] | None = None
+    for node in nodes:
+        if _ineligible(pod, node) is not None:
+            continue
+        name = node["metadata"]["name"]
+        staying = [
+            p
+            for p in pods
+            if (p.get("spec") or {}).get("nodeName") == name
+            and _occupies(p)
+            and not p["metadata"].get("deletionTimestamp")
+        ]
+        # lowest priority first, the newest first within a priority
+        newest_first = sorted(
+            (p for p in staying if priority(p) < mine),
+            key=lambda p: p["metadata"].get("creationTimestamp", ""),
+            reverse=True,
+        )
+        candidates = sorted(newest_first, key=priority)
+        taken = Requests()
+        for other in staying:
+            taken += pod_requests(other)
+        victims: list[Obj] = []
+        for victim in candidates:
+            if _fits(want, allocatable(node), taken):
+                break
+            victims.append(victim)
+            taken -= pod_requests(victim)
+        if _fits(want, allocatable(node), taken) and (best is None or len(victims) < len(best[1])):
+            best = (name, victims)
+    return best
 
 
 def _occupies(pod: Mapping[str, Any]) -> bool:
@@ -240,7 +311,8 @@ class Scheduler(Controller):
         return not spec.get("nodeName") or event.type == "DELETED" or not _occupies(event.obj)
 
     def reconcile(self) -> None:
-        """One pass: bind every pending pod that fits, in creation order."""
+        """One pass: bind every pending pod that fits, highest priority first, then in creation order;
+        a pod that fits nowhere may preempt pods of lower priority."""
         pods = [p for p in self.store.iter_objects(PODS)]
         pending = [
             p
@@ -250,7 +322,9 @@ class Scheduler(Controller):
             and (p.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
             and _occupies(p)
         ]
-        pending.sort(key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
+        pending.sort(
+            key=lambda p: (-priority(p), p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
+        )
         live = {p["metadata"]["uid"] for p in pods}
         self._reported = {uid: m for uid, m in self._reported.items() if uid in live}
         for pod in pending:
@@ -262,6 +336,9 @@ class Scheduler(Controller):
                     self._bind(pod, node)
                 else:
                     self._unschedulable(pod, why)
+                    found = preemption(pod, nodes, pods)
+                    if found is not None and found[1]:  # room that only victims give: take it
+                        self._preempt(pod, *found)
             except ApiError as err:  # the pod changed or went meanwhile: the next pass sees it
                 log.debug("scheduling %s: %s", pod["metadata"]["name"], err)
 
@@ -285,6 +362,22 @@ class Scheduler(Controller):
             f"Successfully assigned {ns}/{name} to {node}",
             SCHEDULER_NAME,
         )
+
+    def _preempt(self, pod: Obj, node: str, victims: list[Obj]) -> None:
+        """Delete `victims` (gracefully) to make room for `pod` on `node`, and nominate the node."""
+        meta = pod["metadata"]
+        for victim in victims:
+            vmeta = victim["metadata"]
+            self.store.delete(PODS, vmeta["namespace"], vmeta["name"], preconditions={"uid": vmeta["uid"]})
+            message = f"Preempted by pod {meta['uid']} on node {node}"
+            record_event(self.store, victim, "Normal", "Preempted", message, SCHEDULER_NAME)
+            log.info("preempted %s/%s on %s for %s", vmeta["namespace"], vmeta["name"], node, meta["name"])
+        current = self.store.get(PODS, meta["namespace"], meta["name"])
+        if (current.get("status") or {}).get("nominatedNodeName") != node:
+            current["status"] = {**(current.get("status") or {}), "nominatedNodeName": node}
+            self.store.update(
+                PODS, meta["namespace"], meta["name"], current, subresource="status", manager=SCHEDULER_NAME
+            )
 
     def _unschedulable(self, pod: Obj, why: str) -> None:
         meta = pod["metadata"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.controllers.scheduler import place
+from sim.controllers.scheduler import place, preemption
 
 ZONE = "topology.kubernetes.io/zone"
 APP = {"app.kubernetes.io/name": "product-catalog"}
@@ -93,3 +93,36 @@ def test_only_running_pods_the_selector_matches_in_the_namespace_count() -> None
 def test_cordoned_and_unlabelled_nodes_are_not_preferred_by_the_spread() -> None:
     nodes = [node("a", "zone-a"), node("b", "zone-b", unschedulable=True), node("c", None)]
     assert place(pod("replica-2", spread="ScheduleAnyway"), nodes, [pod("replica-1", on="a")]) == ("a", "")
+
+
+def critical(name: str, memory: str = "256Mi") -> dict[str, Any]:
+    made = pod(name, labels={"app.kubernetes.io/name": "cluster-autoscaler"}, memory=memory)
+    made["spec"]["priorityClassName"] = "system-cluster-critical"
+    return made
+
+
+def aged(made: dict[str, Any], stamp: str) -> dict[str, Any]:
+    made["metadata"]["creationTimestamp"] = stamp
+    return made
+
+
+def test_a_critical_pod_that_fits_nowhere_preempts_the_newest_ordinary_pod_on_one_node() -> None:
+    nodes = [node("a", "zone-a", memory="1Gi"), node("b", "zone-b", memory="1Gi")]
+    running = [
+        aged(pod("old", on="a", memory="512Mi"), "2026-12-06T10:00:00Z"),
+        aged(pod("new", on="a", memory="512Mi"), "2026-12-06T11:00:00Z"),
+        *(aged(pod(f"b-{n}", on="b"), "2026-12-06T12:00:00Z") for n in range(4)),  # two must go
+    ]
+    autoscaler = critical("autoscaler", memory="512Mi")
+    assert place(autoscaler, nodes, running)[0] is None
+    found = preemption(autoscaler, nodes, running)
+    assert found is not None
+    assert (found[0], [v["metadata"]["name"] for v in found[1]]) == ("a", ["new"])
+
+
+def test_an_ordinary_pod_preempts_nothing_and_pods_already_going_are_not_victims() -> None:
+    nodes = [node("a", "zone-a", memory="1Gi")]
+    full = [pod("there", on="a", memory="1Gi")]
+    assert preemption(pod("ordinary"), nodes, full) is None
+    going = [pod("there", on="a", memory="1Gi", deleting=True)]
+    assert preemption(critical("autoscaler"), nodes, going) == ("a", [])
