@@ -130,12 +130,16 @@ def priority(pod: Mapping[str, Any]) -> int:
     return BUILTIN_PRIORITIES.get(spec.get("priorityClassName") or "", 0)
 
 
-def _fits(want: Requests, have: Requests, taken: Requests) -> bool:
-    return (
-        taken.pods + want.pods <= have.pods
-        and (not want.cpu or taken.cpu + want.cpu <= have.cpu)
-        and (not want.memory or taken.memory + want.memory <= have.memory)
-    )
+def _shortfalls(want: Requests, have: Requests, taken: Requests) -> list[str]:
+    """What a node with `have` allocatable, `taken` already, lacks for `want` (kube-scheduler's words)."""
+    short = []
+    if taken.pods + want.pods > have.pods:
+        short.append("Too many pods")
+    if want.cpu and taken.cpu + want.cpu > have.cpu:
+        short.append("Insufficient cpu")
+    if want.memory and taken.memory + want.memory > have.memory:
+        short.append("Insufficient memory")
+    return short
 
 
 def preemption(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[str, list[Obj]] | None:
@@ -162,16 +166,16 @@ def preemption(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tup
             reverse=True,
         )
         candidates = sorted(newest_first, key=priority)
-        taken = Requests()
+        have, taken = allocatable(node), Requests()
         for other in staying:
             taken += pod_requests(other)
         victims: list[Obj] = []
         for victim in candidates:
-            if _fits(want, allocatable(node), taken):
+            if not _shortfalls(want, have, taken):
                 break
             victims.append(victim)
             taken -= pod_requests(victim)
-        if _fits(want, allocatable(node), taken) and (best is None or len(victims) < len(best[1])):
+        if not _shortfalls(want, have, taken) and (best is None or len(victims) < len(best[1])):
             best = (name, victims)
     return best
 
@@ -261,29 +265,17 @@ def place(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[st
         why = [ineligible] if ineligible else []
         if ineligible is None:
             eligible.append(node)
-            have, taken = allocatable(node), used[name]
-            if taken.pods + want.pods > have.pods:
-                why.append("Too many pods")
-            if want.cpu and taken.cpu + want.cpu > have.cpu:
-                why.append("Insufficient cpu")
-            if want.memory and taken.memory + want.memory > have.memory:
-                why.append("Insufficient memory")
+            why += _shortfalls(want, allocatable(node), used[name])
         if why:
             for reason in why:
                 reasons[reason] = reasons.get(reason, 0) + 1
         else:
             fitting.append(node)
     excluded, crowding = _spread(pod, eligible, pods)
-    if excluded & {n["metadata"]["name"] for n in fitting}:
-        spread = "node(s) didn't match pod topology spread constraints"
-        reasons[spread] = reasons.get(spread, 0) + sum(
-            1 for n in fitting if n["metadata"]["name"] in excluded
-        )
-    ranked = [
-        (crowding.get(name, 0), used[name].memory, name)
-        for name in (n["metadata"]["name"] for n in fitting)
-        if name not in excluded
-    ]
+    fitting_names = [n["metadata"]["name"] for n in fitting]
+    if spread_out := sum(1 for name in fitting_names if name in excluded):
+        reasons["node(s) didn't match pod topology spread constraints"] = spread_out
+    ranked = [(crowding[name], used[name].memory, name) for name in fitting_names if name not in excluded]
     if ranked:
         return min(ranked)[2], ""
     detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
