@@ -57,6 +57,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 import yaml
 
 from sim import aws
+from sim.aws import s3_listing
 
 #: an admin request's body is small JSON; anything larger is refused unread
 MAX_BODY_BYTES = 64 * 1024
@@ -90,7 +91,6 @@ ADDON_VERSIONS = {
 }
 RESOLVE_CONFLICTS = ("OVERWRITE", "NONE", "PRESERVE")
 _ADDON_PATH = re.compile(r"^/clusters/([^/]+)/addons(?:/([^/]+)(/update)?)?/?$")
-_CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/")
 
 
 class AddonError(Exception):
@@ -233,7 +233,7 @@ def _account_and_region(environ: WSGIEnvironment) -> tuple[str, str]:
     """The caller's account (moto's, for its access key) and region, from the request's signature."""
     from moto.iam.models import get_account_id_from
 
-    match = _CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION") or ""))
+    match = aws.SIGV4_CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION") or ""))
     if match is None or match.group(3) != "eks":
         raise AddonError(403, "AccessDeniedException", "the request is not signed for eks (SigV4)")
     return get_account_id_from(match.group(1)), match.group(2)
@@ -392,7 +392,7 @@ def _nodegroup_scaling(environ: WSGIEnvironment, cluster: str, group: str) -> di
     from moto.eks.models import eks_backends
     from moto.iam.models import get_account_id_from
 
-    match = _CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION") or ""))
+    match = aws.SIGV4_CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION") or ""))
     if match is None:
         return None
     try:
@@ -477,7 +477,7 @@ def _error_response(error: AddonError, start_response: StartResponse) -> Iterabl
 
 class AdminRoutes:
     """The admin routes under `aws.ADMIN_PREFIX`, EKS's add-on API, its node group size checks and node
-    group tags; every other request goes to `moto`."""
+    group tags, and S3's object listings (`s3_listing`); every other request goes to `moto`."""
 
     def __init__(self, moto: WSGIApplication) -> None:
         self.moto = moto
@@ -491,6 +491,11 @@ class AdminRoutes:
             return self.addons(environ, start_response)
         if NodegroupTags.matches(path):
             return self.nodegroup_tags(environ, start_response)
+        bucket = s3_listing.bucket_listed(environ)
+        if bucket is not None:
+            listing = s3_listing.list_objects_v2(environ, start_response, bucket)
+            if listing is not None:
+                return listing
         if NodegroupSizes.matches(environ):
             error = self.nodegroup_sizes.check(environ)
             if error is not None:

@@ -1,9 +1,11 @@
 """The AWS emulator: moto in server mode, on loopback, with the AWS-managed IAM policies loaded, behind the
 local cloud's own admin routes (`sim.awsemulator`); how it is started (one command line, for the supervisor
-and the tests alike) and how clients reach it. `instance_types`: what EC2's instance types offer a node."""
+and the tests alike) and how clients reach it. `instance_types`: what EC2's instance types offer a node;
+`s3_listing`: S3's object listings, answered from moto's model faster than moto writes them."""
 
 from __future__ import annotations
 
+import re
 import sys
 from urllib.parse import quote
 
@@ -16,6 +18,8 @@ SERVER_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
 HEALTH_PATH = "/moto-api/"
 #: the local cloud's own routes on the emulator (none of AWS's or moto's paths starts so)
 ADMIN_PREFIX = "/_shopstack/"
+#: a SigV4-signed request's access key, region and service, in its Authorization header
+SIGV4_CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/")
 
 
 def server_command(host: str, port: int) -> list[str]:
