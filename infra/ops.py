@@ -16,13 +16,17 @@ itself is applied at once: the flags ConfigMap (the services reload it), or the 
 HPA as the model renders them with the new count (an HPA's minimum, for the services it scales). A
 rollback releases a blue-green service's previous run (what its idle colour holds) exactly as a deploy
 releases a new one, and is kept too: later deploys do not release the rolled-back image again.
+
+An argument that names nothing the shop has (a service, a flag; the nearest one is suggested), a flag value
+of the wrong type or a count out of range is refused in one line naming it, before any change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import replace
-from typing import Any
+from functools import wraps
+from typing import Any, ParamSpec
 
 from pyinfra.api.command import FunctionCommand
 from pyinfra.api.exceptions import OperationValueError
@@ -33,15 +37,17 @@ from pyinfra.context import host
 
 from infra.cloud import cloud_of
 from infra.desired import Overrides, current_objects, live_workloads, model_config, write_overrides
+from infra.failure import stop
 from infra.k8s import apply as k8s_apply
 from infra.k8s import release, rollout
 from infra.k8s.facts import Obj
 from infra.k8s.release import plan_releases, plan_rollback
+from infra.known import flag_named, flag_setting, replica_count, unknown
 from infra.model import SERVICE_NAMES, render
 from infra.model.load_generator import MAX_USERS
 from infra.model.release import coloured
 from infra.model.services import ALB_BACKEND, LOAD_GENERATOR
-from services.common.flag_contract import NUMERIC_FLAGS, Flag
+from services.common.flag_contract import NUMERIC_FLAGS
 
 NAME_LABEL = "app.kubernetes.io/name"
 #: what a replica count is rendered into: the Deployment (at creation, for HPA targets) and its HPA's bounds
@@ -49,23 +55,38 @@ SCALED_KINDS = ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget")
 OFF = ("off", "false", "0", "no")
 ON = ("on", "true", "yes")
 
+Args = ParamSpec("Args")
+Commands = Generator[FunctionCommand, None, None]
 
-def flag_value(flag: str, value: str) -> bool | float:
-    """`value` as the flag takes it: on/off for a boolean flag, a number (or off) for a numeric one."""
+
+def _refusing(op: Callable[Args, Commands]) -> Callable[Args, Commands]:
+    """`op`, failed with the one line of an OperationValueError it raises (a bad argument), as
+    `infra.failure` says: pyinfra would print the exception's traceback."""
+
+    @wraps(op)
+    def refusing(*args: Args.args, **kwargs: Args.kwargs) -> Commands:
+        try:
+            yield from op(*args, **kwargs)
+        except OperationValueError as err:
+            yield stop(str(err))
+
+    return refusing
+
+
+def flag_value(flag: str, value: object) -> bool | float:
+    """`value` as the flag takes it: on/off for a boolean flag, a number >= 0 (or off) for a numeric one."""
     try:
-        known = Flag(flag)
-    except ValueError:
-        raise OperationValueError(
-            f"unknown flag {flag!r} (flags: {', '.join(f.value for f in Flag)})"
-        ) from None
+        known = flag_named(flag)
+    except ValueError as err:
+        raise OperationValueError(str(err)) from None
     text = str(value).strip().lower()
     if known in NUMERIC_FLAGS:
         if text in OFF:
             return 0
         try:
-            return float(text)
+            return flag_setting(known, float(text))
         except ValueError:
-            raise OperationValueError(f"flag {flag} takes a number or off, not {value!r}") from None
+            raise OperationValueError(f"flag {flag} takes a number >= 0 or off, not {value!r}") from None
     if text in ON or text in OFF:
         return text in ON
     raise OperationValueError(f"flag {flag} takes on or off, not {value!r}")
@@ -83,7 +104,8 @@ def _overridden(section: str, key: str, value: Any) -> tuple[dict[str, Any], dic
 
 
 @operation()
-def set_flag(flag: str, value: str = "on") -> Generator[FunctionCommand, None, None]:
+@_refusing
+def set_flag(flag: str, value: str = "on") -> Commands:
     """Set a failure flag for every later deploy, and in the running shop now."""
     current, updated = _overridden("flags", flag, flag_value(flag, value))
     if updated != current:
@@ -93,11 +115,20 @@ def set_flag(flag: str, value: str = "on") -> Generator[FunctionCommand, None, N
     yield from k8s_apply.apply._inner(objects=flags)
 
 
+def replicas_value(replicas: object) -> int:
+    """`replicas` as `scale` takes it: a whole number from 1 to `infra.known.MOST_REPLICAS`."""
+    try:
+        return replica_count(replicas)
+    except ValueError as err:
+        raise OperationValueError(str(err)) from None
+
+
 @operation()
-def scale(service: str, replicas: int) -> Generator[FunctionCommand, None, None]:
+@_refusing
+def scale(service: str, replicas: int) -> Commands:
     """Run `replicas` pods of `service`, now and after every later deploy."""
-    _known(service)
-    current, updated = _overridden("replicas", service, int(replicas))
+    known_service(service)
+    current, updated = _overridden("replicas", service, replicas_value(replicas))
     if updated != current:
         yield FunctionCommand(_save, (updated,), {})
     settings = cloud_of(host).settings
@@ -115,7 +146,8 @@ def load_users_value(users: str | int) -> int:
 
 
 @operation()
-def load(users: str | int) -> Generator[FunctionCommand, None, None]:
+@_refusing
+def load(users: str | int) -> Commands:
     """Run `users` shoppers in the load generator (0: none), now and after every later deploy: its
     ConfigMap and its pod, replaced with the new count."""
     current, updated = _overridden("load", "users", load_users_value(users))
@@ -137,16 +169,18 @@ def _of_service(objects: list[Obj], service: str, kinds: tuple[str, ...]) -> lis
     ]
 
 
-def _known(service: str) -> None:
+def known_service(service: str) -> None:
+    """Refuse, naming the nearest, a service the shop does not have."""
     if service not in SERVICE_NAMES:
-        raise OperationValueError(f"unknown service {service!r} (services: {', '.join(SERVICE_NAMES)})")
+        raise OperationValueError(unknown("service", service, SERVICE_NAMES))
 
 
 @operation(is_idempotent=False)
-def restart(service: str) -> Generator[FunctionCommand, None, None]:
+@_refusing
+def restart(service: str) -> Commands:
     """Replace the pods of `service` (its live colour's), one rollout step at a time (as `kubectl rollout
     restart`)."""
-    _known(service)
+    known_service(service)
     settings = cloud_of(host).settings
     overrides = host.get_fact(Overrides, bucket=settings.state_bucket)
     live = current_objects(host, settings, overrides)[1].live(service)
@@ -154,11 +188,12 @@ def restart(service: str) -> Generator[FunctionCommand, None, None]:
 
 
 @operation(is_idempotent=False)
-def rollback(service: str) -> Generator[FunctionCommand, None, None]:
+@_refusing
+def rollback(service: str) -> Commands:
     """Release `service`'s previous run again: its idle colour (still serving, or at zero replicas) is
     brought up, checked and switched to, as a deploy releases; the image rolled back from is not released
     again by later deploys."""
-    _known(service)
+    known_service(service)
     settings = cloud_of(host).settings
     overrides = host.get_fact(Overrides, bucket=settings.state_bucket)
     config = model_config(settings, overrides)

@@ -1,20 +1,35 @@
 """The deploy's settings: the inventory's host data, checked once.
 
-An inventory (`inventory/local.py`, `inventory/aws.py`) gives its host these keys as pyinfra host data;
-`--data key=value` on the command line overrides any of them. Operations read these settings,
-never raw host data, so a missing or malformed key fails the whole run at its start with one line
-naming the key. The connector parses them when it connects (`infra.cloud.Cloud.settings`).
+An inventory (`inventory/local.py`, `inventory/aws.py`, `inventory/kind.py`) gives its host these keys
+as pyinfra host data, from its stage and the settings file (`$SHOPSTACK_SETTINGS`); `--data key=value` on
+the command line overrides any of them. Operations read these settings, never raw host data, so a
+missing, misspelt or malformed key, or settings that contradict each other or what exists (a subnet
+outside the VPC, a zone outside the region, a version EKS does not offer, a service or flag the shop does
+not have), fail the whole run at its start, before any change, with one line naming the key:
+`settings: unknown setting 'replcas' (did you mean 'replicas'?)`. The connector parses them when it
+connects (`infra.cloud.Cloud.settings`).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from ipaddress import IPv4Network
+from itertools import combinations
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from infra.known import MOST_REPLICAS, check_names, flag_named, flag_setting, unknown
+from infra.model.render import ENV_NAME, IMAGE_NAMES
+from infra.model.services import SERVICE_NAMES
 
 INSTANCE_TYPES = ("t3.medium", "t3.large")
+#: the Kubernetes versions EKS offers a new cluster (standard and extended support, 2025):
+#: `kubernetes_version` must be one of them
+EKS_VERSIONS = ("1.28", "1.29", "1.30", "1.31", "1.32", "1.33")
 #: the monitoring's clock on an emulator stage, as a fraction of AWS's (`Settings.alert_time_scale`)
 EMULATOR_ALERT_TIME_SCALE = 0.1
 #: the autoscaling's clock on an emulator stage, as a fraction of AWS's (`Settings.autoscaling_time_scale`)
@@ -44,11 +59,10 @@ class NodeGroup(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        if not self.min_size <= self.desired_size <= self.max_size:
-            raise ValueError(
-                f"needs min_size <= desired_size <= max_size, got "
-                f"{self.min_size} <= {self.desired_size} <= {self.max_size}"
-            )
+        if self.min_size > self.desired_size:
+            raise ValueError(f"min_size {self.min_size} is above desired_size {self.desired_size}")
+        if self.desired_size > self.max_size:
+            raise ValueError(f"desired_size {self.desired_size} is above max_size {self.max_size}")
         return self
 
 
@@ -76,7 +90,7 @@ class ClusterAutoscaler(BaseModel):
 class Settings(BaseModel):
     """Everything the deploy needs to know about its target; the stages differ only in these values."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     stage: Literal["local", "aws", "kind"]
     project: str = Field(default="shopstack", pattern=r"^[a-z][a-z0-9-]{1,30}$")
@@ -89,6 +103,7 @@ class Settings(BaseModel):
     cluster_aws_endpoint_url: str | None = None
     #: the emulator's fixed access key and secret; None for the standard AWS credential chain
     static_credentials: tuple[str, str] | None = None
+    #: three zones of `region` (`us-east-1a`...); None: the region's a, b and c
     availability_zones: tuple[str, str, str] | None = None
     vpc_cidr: IPv4Network = IPv4Network("10.0.0.0/16")
     private_subnets: tuple[IPv4Network, IPv4Network, IPv4Network] = (
@@ -104,6 +119,7 @@ class Settings(BaseModel):
     #: deny plain-HTTP access to the state bucket; the local inventory turns it off because the emulator
     #: speaks plain HTTP only and a TLS-only policy would lock the deploy out of its own state
     state_bucket_tls_only: bool = True
+    #: one of EKS_VERSIONS
     kubernetes_version: str = "1.30"
     node_group: NodeGroup = NodeGroup()
     namespace: str = Field(default="shopstack", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -126,11 +142,15 @@ class Settings(BaseModel):
     #: the branch whose environment-less jobs (the scheduled drift check) may read it (`<project>-drift`)
     github_branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
     rollout_timeout_seconds: float = Field(default=300, gt=0)
+    #: flags of the flags' contract (`services.common.flag_contract`): true or false, or a number >= 0
     flags: dict[str, bool | float] = Field(default_factory=dict)
     #: run Prometheus in the cluster; the local inventory turns it off where its stand-in, the
     #: `prometheus` binary, is not installed
     prometheus: bool = True
-    replicas: dict[str, int] = Field(default_factory=dict)
+    #: a service's replica count, instead of the model's (`infra.model.services`)
+    replicas: dict[str, Annotated[int, Field(strict=True, ge=1, le=MOST_REPLICAS)]] = Field(
+        default_factory=dict
+    )
     #: environment variables set on a service beyond the model's (its ConfigMap): a change is released
     service_env: dict[str, dict[str, str]] = Field(default_factory=dict)
     #: how each service is released: `blue-green` (every service, unless named here) or `rolling`
@@ -161,11 +181,72 @@ class Settings(BaseModel):
     #: emulator (the local cloud, kind), so that the suite sees nodes come and go in minutes there
     autoscaling_time_scale: float | None = Field(default=None, gt=0, le=1)
 
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _offered_by_eks(cls, version: object) -> object:
+        if isinstance(version, int | float):  # `--data kubernetes_version=1.30` arrives as the number 1.3
+            quoted = f'"{EKS_VERSIONS[-1]}"'
+            raise ValueError(
+                f"a version is a string, not the number {version!r}: quote it, e.g. {quoted} "
+                f"(--data 'kubernetes_version={quoted}')"
+            )
+        if version not in EKS_VERSIONS:
+            raise ValueError(f"EKS offers {', '.join(EKS_VERSIONS)}, not {version!r}")
+        return version
+
+    @field_validator("replicas", "release_strategies", mode="before")
+    @classmethod
+    def _of_services(cls, given: object) -> object:
+        if isinstance(given, Mapping):
+            check_names("service", given, SERVICE_NAMES)
+        return given
+
+    @field_validator("service_env", mode="before")
+    @classmethod
+    def _of_images(cls, given: object) -> object:
+        if isinstance(given, Mapping):
+            check_names("service", given, IMAGE_NAMES)
+            for service, variables in given.items():
+                for variable in variables if isinstance(variables, Mapping) else ():
+                    if not ENV_NAME.fullmatch(variable):
+                        raise ValueError(f"{variable!r} of {service!r} is not an environment variable name")
+        return given
+
+    @field_validator("flags", mode="before")
+    @classmethod
+    def _in_the_flags_contract(cls, given: object) -> object:
+        if isinstance(given, Mapping):
+            for name, value in given.items():
+                flag_setting(flag_named(name), value)
+        return given
+
+    @model_validator(mode="after")
+    def _network(self) -> Self:
+        subnets = {
+            f"{kind}.{index}": subnet
+            for kind, group in (
+                ("private_subnets", self.private_subnets),
+                ("public_subnets", self.public_subnets),
+            )
+            for index, subnet in enumerate(group)
+        }
+        for name, subnet in subnets.items():
+            if not subnet.subnet_of(self.vpc_cidr):
+                raise ValueError(f"{name}: {subnet} is not inside vpc_cidr {self.vpc_cidr}")
+        for (name, subnet), (other, overlapping) in combinations(subnets.items(), 2):
+            if subnet.overlaps(overlapping):
+                raise ValueError(f"{name}: {subnet} overlaps {other} {overlapping}")
+        zone_of_region = re.compile(rf"{re.escape(self.region)}(-[a-z]+-\d+)?[a-z]")
+        zones = self.availability_zones or ()
+        for zone in zones:
+            if not zone_of_region.fullmatch(zone):
+                raise ValueError(f"availability_zones: {zone!r} is not a zone of region {self.region}")
+            if zones.count(zone) > 1:
+                raise ValueError(f"availability_zones: {zone!r} is given twice")
+        return self
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        for subnet in (*self.private_subnets, *self.public_subnets):
-            if not subnet.subnet_of(self.vpc_cidr):
-                raise ValueError(f"subnet {subnet} is not inside vpc_cidr {self.vpc_cidr}")
         if self.image_publisher == "local-store" and self.image_store is None:
             raise ValueError("image_publisher local-store needs image_store (the local cloud's image store)")
         if self.kube_access == "kubeconfig" and self.kubeconfig is None:
@@ -233,15 +314,46 @@ class Settings(BaseModel):
         return f"{self.project}-orders"
 
     @property
+    def checkouts_table(self) -> str:
+        return f"{self.project}-checkouts"
+
+    @property
     def images_file(self) -> Path:
         return self.build_dir / "images.json"
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> Settings:
+    def parse(cls, data: Mapping[str, Any]) -> Settings:
+        """The settings in a host's `data`, where every key is a setting but pyinfra's own (those starting
+        with `_`: its operations' global arguments, such as `_sudo`). SettingsError, one line naming each
+        bad key, when they are not."""
         try:
-            return cls.model_validate(data)
+            return cls.model_validate({key: value for key, value in data.items() if not key.startswith("_")})
         except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in err.errors()
-            )
-            raise SettingsError(f"inventory data: {problems}") from None
+            raise SettingsError(f"settings: {'; '.join(_problem(e) for e in err.errors())}") from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One validation error as `key: what is wrong (got value)`; an unknown key with the nearest known."""
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return unknown("setting", key, _known_keys(error["loc"][:-1]))
+    if error["type"] == "value_error":
+        message = str(error["ctx"]["error"])
+    elif error["type"] == "missing" or isinstance(error["input"], Mapping | list | tuple):
+        message = error["msg"]
+    else:
+        message = f"{error['msg']} (got {error['input']!r})"
+    return f"{key}: {message}" if key else message
+
+
+def _known_keys(path: tuple[int | str, ...]) -> list[str]:
+    """The settings' keys at `path` (`()`: the top level, `("node_group",)`: the node group's), spelt in
+    full."""
+    model: type[BaseModel] = Settings
+    for part in path:
+        field = model.model_fields.get(str(part))
+        nested = field.annotation if field else None
+        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+            return []
+        model = nested
+    return [".".join((*map(str, path), name)) for name in model.model_fields]

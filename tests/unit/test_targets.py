@@ -53,7 +53,7 @@ def test_sizes_come_from_the_settings_file(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"node_group": {"min_size": 3, "desired_size": 2}}, "min_size <= desired_size <= max_size"),
+        ({"node_group": {"min_size": 3, "desired_size": 2}}, "min_size 3 is above desired_size 2"),
         ({"node_group": {"instance_type": "m5.24xlarge"}}, "node_group.instance_type"),
         ({"account_id": "12"}, "account_id"),
         ({"private_subnets": ["10.1.1.0/24", "10.0.2.0/24", "10.0.3.0/24"]}, "not inside vpc_cidr"),
