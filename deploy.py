@@ -50,7 +50,7 @@ iam.delivery_roles(name="IAM: the pipeline's roles, deliver and drift (when a re
 
 ecr.repositories(name="ECR repositories")
 ecr.publish_images(name="Images")
-tables.data_tables(name="DynamoDB tables: carts, orders")
+tables.data_tables(name="DynamoDB tables: carts, orders, checkouts")
 
 declared = desired.kubernetes_objects(host, settings)
 apply.apply(objects=declared.current, name="Kubernetes: apply")

@@ -27,7 +27,8 @@ from infra.settings import Settings
 
 OVERRIDES_KEY = "overrides.json"
 
-#: what services/cart/store.py and services/accounting/ledger.py call (DescribeTable: their readiness)
+#: what services/cart/store.py, services/accounting/ledger.py and services/checkout/idempotency.py call
+#: (DescribeTable: their readiness)
 CART_ACTIONS = (
     "dynamodb:DescribeTable",
     "dynamodb:GetItem",
@@ -36,6 +37,13 @@ CART_ACTIONS = (
     "dynamodb:DeleteItem",
 )
 ACCOUNTING_ACTIONS = ("dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem")
+CHECKOUT_ACTIONS = (
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+)
 
 
 def table_grants(settings: Settings) -> dict[str, tuple[str, list[str]]]:
@@ -43,6 +51,7 @@ def table_grants(settings: Settings) -> dict[str, tuple[str, list[str]]]:
     return {
         "cart": (settings.carts_table, list(CART_ACTIONS)),
         "accounting": (settings.orders_table, list(ACCOUNTING_ACTIONS)),
+        "checkout": (settings.checkouts_table, list(CHECKOUT_ACTIONS)),
     }
 
 
@@ -88,9 +97,16 @@ def model_config(settings: Settings, overrides: Mapping[str, Any]) -> ModelConfi
         replicas={**settings.replicas, **overrides.get("replicas", {})},
         carts_table=settings.carts_table,
         orders_table=settings.orders_table,
+        checkouts_table=settings.checkouts_table,
         role_arns={
             account: f"arn:aws:iam::{settings.account_id}:role/{settings.project}-{account}"
-            for account in ("cart", "accounting", "aws-load-balancer-controller", "cluster-autoscaler")
+            for account in (
+                "cart",
+                "accounting",
+                "checkout",
+                "aws-load-balancer-controller",
+                "cluster-autoscaler",
+            )
         },
         aws_endpoint_url=settings.cluster_aws_endpoint_url or settings.aws_endpoint_url,
         aws_credentials=settings.static_credentials,

@@ -35,7 +35,7 @@ def sample_configs() -> list[ModelConfig]:
     aws_images = {name: f"{registry}/shopstack/{name}@{SAMPLE_DIGEST}" for name in IMAGE_NAMES}
     roles = {
         name: f"arn:aws:iam::123456789012:role/shopstack-{name}"
-        for name in ("cart", "accounting", "aws-load-balancer-controller", "cluster-autoscaler")
+        for name in ("cart", "accounting", "checkout", "aws-load-balancer-controller", "cluster-autoscaler")
     }
     return [
         ModelConfig(

@@ -71,11 +71,13 @@ CLUSTER_AUTOSCALER_SCALE = (
 )
 
 #: what each service calls on its table: `services/cart/store.py` (describe_table for readiness, get,
-#: put, update and delete of a user's cart) and `services/accounting/ledger.py` (conditional put, get,
-#: and `Table.load()`, a DescribeTable, for readiness)
+#: put, update and delete of a user's cart), `services/accounting/ledger.py` (conditional put, get,
+#: and `Table.load()`, a DescribeTable, for readiness) and `services/checkout/idempotency.py`
+#: (describe_table for readiness; conditional put, get, update and delete of a checkout's key)
 SERVICE_TABLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "cart": ("DescribeTable", "GetItem", "PutItem", "UpdateItem", "DeleteItem"),
     "accounting": ("DescribeTable", "GetItem", "PutItem"),
+    "checkout": ("DescribeTable", "GetItem", "PutItem", "UpdateItem", "DeleteItem"),
 }
 
 #: who may assume a role: {"service": "eks.amazonaws.com"}, {"service_account": "namespace:name"} or
@@ -115,7 +117,11 @@ def cluster_autoscaler_role_name(settings: Settings) -> str:
 
 def dynamodb_grants(settings: Settings) -> dict[str, tuple[str, list[str]]]:
     """The `grants` of `service_roles` for the shop: each service, its table and the actions it calls."""
-    tables = {"cart": settings.carts_table, "accounting": settings.orders_table}
+    tables = {
+        "cart": settings.carts_table,
+        "accounting": settings.orders_table,
+        "checkout": settings.checkouts_table,
+    }
     return {service: (tables[service], list(actions)) for service, actions in SERVICE_TABLE_ACTIONS.items()}
 
 

@@ -43,7 +43,7 @@ class ModelConfig:
 
     `images` maps each of the nine services to its digest-pinned reference; `flags` maps flag names
     (`services.common.flags.Flag` values) to their values; `replicas` overrides the service table's
-    defaults; `role_arns` maps a service account name (`cart`, `accounting`,
+    defaults; `role_arns` maps a service account name (`cart`, `accounting`, `checkout`,
     `aws-load-balancer-controller`, `cluster-autoscaler`) to the IAM role it assumes (IRSA).
     `aws_endpoint_url` and `aws_credentials` (access key id, secret key) are the AWS emulator's, local
     stage only.
@@ -61,6 +61,7 @@ class ModelConfig:
     replicas: Mapping[str, int] = field(default_factory=dict)
     carts_table: str = "shopstack-carts"
     orders_table: str = "shopstack-orders"
+    checkouts_table: str = "shopstack-checkouts"
     role_arns: Mapping[str, str] = field(default_factory=dict)
     aws_endpoint_url: str | None = None
     aws_credentials: tuple[str, str] | None = None

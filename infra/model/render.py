@@ -69,12 +69,18 @@ def _check(config: ModelConfig) -> None:
     for name in config.releases:
         if config.strategy(name) != "blue-green":
             raise ModelError(f"a release of {name!r}, whose strategy is {config.strategy(name)}")
-    known_accounts = {"cart", "accounting", load_balancer_controller.NAME, cluster_autoscaler.NAME}
+    known_accounts = {
+        "cart",
+        "accounting",
+        "checkout",
+        load_balancer_controller.NAME,
+        cluster_autoscaler.NAME,
+    }
     unknown_roles = sorted(set(config.role_arns) - known_accounts)
     if unknown_roles:
         raise ModelError(f"role_arns for unknown service account {unknown_roles[0]!r}")
     if config.stage == "aws":
-        for account in ("cart", "accounting"):
+        for account in ("cart", "accounting", "checkout"):
             if not config.role_arns.get(account):
                 raise ModelError(f"the aws stage needs role_arns[{account!r}] (its IRSA role)")
 

@@ -52,7 +52,7 @@ class ServiceRow:
     callers: frozenset[str]
     peers: tuple[str, ...] = ()  # services whose `<PEER>_URL` it reads
     kafka: bool = False
-    table: str | None = None  # "carts" or "orders": the DynamoDB table it owns
+    table: str | None = None  # "carts", "orders" or "checkouts": the DynamoDB table it owns
     autoscaled: bool = False
     size: Size = field(default_factory=Size)
     extra_env: tuple[tuple[str, str], ...] = ()
@@ -121,6 +121,7 @@ SERVICES: Final[tuple[ServiceRow, ...]] = (
         frozenset({"frontend"}),
         peers=("cart", "product-catalog", "payment"),
         kafka=True,
+        table="checkouts",
         autoscaled=True,
     ),
     ServiceRow("payment", 2, _HTTP, frozenset({"checkout"}), autoscaled=True),

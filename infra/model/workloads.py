@@ -60,6 +60,8 @@ def service_env(config: ModelConfig, row: ServiceRow) -> dict[str, str]:
         env["CART_TABLE"] = config.carts_table
     if row.table == "orders":
         env["ORDERS_TABLE"] = config.orders_table
+    if row.table == "checkouts":
+        env["CHECKOUTS_TABLE"] = config.checkouts_table
     if row.callers:
         env["DRAIN_SECONDS"] = str(drain_seconds(config, row))
     if row.table:

@@ -16,6 +16,7 @@ from services.common.app import ServiceApp, error_response
 from services.common.aws import dynamodb_resource
 from services.common.config import ServiceSettings
 from services.common.kafka import Worker
+from services.common.openapi import answers
 from services.common.orders import ORDERS_TOPIC, decode
 
 CONSUMER_GROUP = "accounting"
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         return error_response(503, f"orders table {settings.orders_table} unavailable: {error}")
 
     @app.get("/orders/<order_id>")
+    @answers(404, 503)
     @validate_response(RecordedOrder)
     async def get_order(order_id: str) -> RecordedOrder:
         assert ledger is not None

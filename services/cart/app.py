@@ -9,12 +9,13 @@ from pydantic import Field
 from quart import Response
 from quart_schema import validate_request, validate_response
 
-from services.cart.store import CartFull, CartStore, CartStoreUnavailable, Line
+from services.cart.store import CartFull, CartStore, CartStoreUnavailable, Line, LineFull
 from services.common.app import ServiceApp, error_response, flags
 from services.common.aws import dynamodb_resource
 from services.common.config import ServiceSettings
 from services.common.contracts import AddItem, Cart, CartLine, valid_user_id
 from services.common.flag_contract import Flag
+from services.common.openapi import answers, no_content
 
 log = logging.getLogger(__name__)
 meter = metrics.get_meter(__name__)
@@ -79,12 +80,14 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         log.warning("cart store unavailable: %s", error)
         return error_response(503, f"cart store unavailable: {error}")
 
-    @app.get("/carts/<user_id>")
+    @app.get("/carts/<id:user_id>")
+    @answers(503)
     @validate_response(Cart)
     async def get_cart(user_id: str) -> Cart:
         return _cart(user_id, await store.lines(_checked(user_id)))
 
-    @app.post("/carts/<user_id>/items")
+    @app.post("/carts/<id:user_id>/items")
+    @answers(503)
     @validate_request(AddItem)
     @validate_response(Cart)
     async def add_item(user_id: str, data: AddItem):  # type: ignore[no-untyped-def]
@@ -98,10 +101,14 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             lines = await store.add(user_id, data.product_id, data.quantity)
         except CartFull as err:
             return error_response(400, str(err), [{"field": "product_id", "message": str(err)}])
+        except LineFull as err:
+            return error_response(400, str(err), [{"field": "quantity", "message": str(err)}])
         units_added.add(data.quantity)
         return _cart(user_id, lines)
 
-    @app.delete("/carts/<user_id>")
+    @app.delete("/carts/<id:user_id>")
+    @no_content
+    @answers(503)
     async def empty_cart(user_id: str) -> Response | tuple[str, int]:
         _checked(user_id)
         if failure := _cart_failure("empty the cart"):

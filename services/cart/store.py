@@ -3,7 +3,8 @@
 Adding to a line is one conditional update expression, so concurrent adds from several replicas are all
 counted. The first add to a user's cart creates the item with a conditional put; if another replica
 created it in between, the add is retried as an update. A cart holds at most `MAX_LINES` products, which
-keeps the item far below DynamoDB's 400 KB item limit.
+keeps the item far below DynamoDB's 400 KB item limit, and a line at most `MAX_LINE_QUANTITY` units: an add
+that would pass either bound is refused by the same conditional update, so it changes nothing.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from services.common.aws import dynamodb_span, error_code
+from services.common.contracts import MAX_LINE_QUANTITY
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource, Table
@@ -32,6 +34,10 @@ class CartStoreUnavailable(Exception):
 
 class CartFull(Exception):
     """The cart already holds `MAX_LINES` other products."""
+
+
+class LineFull(Exception):
+    """The add would take the product's line past `MAX_LINE_QUANTITY` units."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,8 @@ class CartStore:
     async def _add_to_existing(
         self, user_id: str, product_id: str, quantity: int
     ) -> Mapping[str, Any] | None:
-        """The updated item, or None when the user has no cart yet; `CartFull` when no line is left."""
+        """The updated item, or None when the user has no cart yet; `CartFull` when no line is left,
+        `LineFull` when the product's line has no room for `quantity` more."""
         with self._call("UpdateItem"):
             try:
                 response = await self.table.update_item(
@@ -93,19 +100,32 @@ class CartStore:
                     ),
                     ConditionExpression=(
                         "attribute_exists(#items) AND "
-                        "(attribute_exists(#items.#product) OR size(#items) < :max_lines)"
+                        "(attribute_exists(#items.#product) OR size(#items) < :max_lines) AND "
+                        "(attribute_not_exists(#items.#product) OR #items.#product <= :room)"
                     ),
                     ExpressionAttributeNames={"#items": "items", "#product": product_id},
-                    ExpressionAttributeValues={":zero": 0, ":quantity": quantity, ":max_lines": MAX_LINES},
+                    ExpressionAttributeValues={
+                        ":zero": 0,
+                        ":quantity": quantity,
+                        ":max_lines": MAX_LINES,
+                        ":room": MAX_LINE_QUANTITY - quantity,
+                    },
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as err:
                 if error_code(err) != CONDITION_FAILED:
                     raise
-                if "Item" in err.response:
-                    raise CartFull(f"a cart holds at most {MAX_LINES} different products") from None
-                return None
+                old: Mapping[str, Any] | None = cast(Mapping[str, Any], err.response).get("Item")
+                if old is None:
+                    return None
+                held = old.get("items", {}).get("M", {}).get(product_id)
+                if held is not None:
+                    raise LineFull(
+                        f"a cart line holds at most {MAX_LINE_QUANTITY} units; "
+                        f"this one has {held['N']} of {product_id}"
+                    ) from None
+                raise CartFull(f"a cart holds at most {MAX_LINES} different products") from None
         return response["Attributes"]
 
     async def _create(self, user_id: str, product_id: str, quantity: int) -> bool:

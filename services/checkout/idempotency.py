@@ -5,7 +5,10 @@ One item per key (`checkout_key`, the user id and the caller's key), `{fingerpri
 lease_until, expires_at, status, body}`:
 - an attempt claims its key with a conditional put (`state` "running", a random `token`, a lease);
 - when it ends it stores its answer (`state` "done", `status`, `body`), if its claim still stands;
-- an attempt that failed before anything was charged or published releases its key, so a retry runs again;
+- an attempt that failed on a peer before publishing releases its key, so a retry runs again (a charge
+  it may have taken is keyed by the same order id, `order_id_for`, so payment does not take it twice);
+- the answers kept are final ones: the order, a refusal (400) and an order not published, whose charge was
+  voided (503; a new attempt needs a new key);
 - a retry of a finished attempt gets the stored answer; a retry of a running one waits for it (polling,
   up to `wait_seconds`) and is told it is still in progress after that; a claim whose lease ran out (its
   attempt died) is taken over; the same key for a different body (`fingerprint`) is refused;

@@ -2,7 +2,8 @@
 
 Every failure leaves the shop consistent:
 - nothing is charged until the cart is read and priced;
-- the charge's idempotency key is the order id, so retrying it (after a reply was lost) never charges twice;
+- the charge's idempotency key is the order id (derived from the checkout's `Idempotency-Key` when it has
+  one), so retrying the charge, or the whole checkout, never charges twice;
 - a refused or failed charge places no order: nothing is published and the cart is kept;
 - an order that cannot be published is not placed: its charge is voided and the cart is kept;
 - an order that is paid and published is placed, even when its cart cannot be emptied afterwards.
@@ -15,7 +16,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
-from uuid import uuid4
 
 import httpx
 from aiokafka.errors import KafkaError
@@ -91,9 +91,11 @@ class OrderFlow:
         self._catalog = catalog
         self._publisher = publisher
 
-    async def place(self, request: CheckoutRequest, payment: ServiceClient, copies: int = 0) -> OrderPlaced:
-        """Place the order for the user's cart, charging through `payment`; publish `copies` duplicates."""
-        order_id = str(uuid4())
+    async def place(
+        self, order_id: str, request: CheckoutRequest, payment: ServiceClient, copies: int = 0
+    ) -> OrderPlaced:
+        """Place order `order_id` for the user's cart, charging through `payment`; publish `copies`
+        duplicates."""
         span = trace.get_current_span()
         span.set_attributes({"app.order.id": order_id, "app.user.id": request.user_id})
 

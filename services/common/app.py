@@ -1,8 +1,9 @@
 """The Quart application every service is built on.
 
-`ServiceApp` adds what all nine services share: JSON errors that name the bad field, `/healthz`,
-`/readyz` (running the service's own readiness checks), `/metrics`, `/drain` (lame-duck draining for a
-preStop hook, see `draining`), an OpenAPI document at `/openapi.json`, traced requests named by their
+`ServiceApp` adds what all nine services share: JSON errors that name the bad field, JSON bodies of a
+bounded size read strictly (see `bodies`), `/healthz`, `/readyz` (running the service's own readiness
+checks), `/metrics`, `/drain` (lame-duck draining for a preStop hook, see `draining`), an OpenAPI
+document at `/openapi.json` that lists every answer (see `openapi`), traced requests named by their
 route template, the build's version in every response (`X-Service-Version`), feature flags loaded before
 serving, and resources (clients, consumers) closed in reverse order when the service stops.
 """
@@ -21,12 +22,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 from quart import Quart, Response, current_app, jsonify, request
 from quart_schema import QuartSchema, RequestSchemaValidationError, hide, validate_querystring
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from services.common.bodies import MAX_BODY_BYTES, BodyRejected, JsonRequest, NotJson
 from services.common.config import MAX_DRAIN_SECONDS, ServiceSettings
 from services.common.draining import Drain
 from services.common.flags import FeatureFlags
 from services.common.http import UpstreamRejected, UpstreamUnavailable
+from services.common.openapi import ErrorBody, IdConverter, ServiceOpenAPI
 from services.common.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
@@ -41,14 +44,6 @@ UNTRACED_URLS = r"^https?://[^/]+/(healthz|readyz|metrics|drain)/?(\?.*)?$"
 VERSION_HEADER = "X-Service-Version"
 # HTTP/2 has no Connection header (a draining HTTP/2 connection would be ended by GOAWAY instead).
 CLOSABLE_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
-
-
-class ErrorBody(BaseModel):
-    """The JSON body of every error response."""
-
-    error: str
-    status: int
-    fields: list[dict[str, str]] | None = None
 
 
 def error_response(status: int, message: str, fields: list[dict[str, str]] | None = None) -> Response:
@@ -75,8 +70,20 @@ class DrainQuery(BaseModel):
 class ServiceApp(Quart):
     """A Quart app with the settings, flags, readiness checks and resources of one service."""
 
-    def __init__(self, name: str, settings: ServiceSettings, *, title: str, version: str = "1") -> None:
+    request_class = JsonRequest
+
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        *,
+        title: str,
+        version: str = "1",
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         super().__init__(name)
+        self.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+        self.url_map.converters["id"] = IdConverter
         self.service_name = name
         self.settings = settings
         self.flags = FeatureFlags.from_file(settings.flags_file, name)
@@ -93,6 +100,7 @@ class ServiceApp(Quart):
             redoc_ui_path=None,
             scalar_ui_path=None,
             info={"title": title, "version": version},
+            openapi_provider_class=ServiceOpenAPI,
         )
         self._register_error_handlers()
         self._register_health_routes()
@@ -143,6 +151,17 @@ class ServiceApp(Quart):
                 names = ", ".join(f["field"] for f in fields)
                 return error_response(400, f"invalid request: {names}", fields)
             return error_response(400, "invalid request: body must be a JSON object")
+
+        @self.errorhandler(BodyRejected)
+        @self.errorhandler(NotJson)  # a 415: Quart looks its handlers up by status code first
+        async def unreadable_body(error: BodyRejected) -> Response:
+            message = error.description or error.name
+            return error_response(error.code or 400, message, [{"field": error.field, "message": message}])
+
+        @self.errorhandler(RequestEntityTooLarge)
+        async def body_too_large(error: RequestEntityTooLarge) -> Response:
+            message = f"the body is larger than {self.config['MAX_CONTENT_LENGTH']} bytes"
+            return error_response(413, message, [{"field": "body", "message": message}])
 
         @self.errorhandler(HTTPException)
         async def http_error(error: HTTPException) -> Response:

@@ -3,13 +3,17 @@ serves them and by the services that call it.
 
 Address and OrderItem belong to the `OrderPlaced` event contract (services.common.orders); the shapes
 here that carry them import them from there. A service's own query models stay in its package.
+
+The request bodies are strict: a JSON `true` is not 1, `"2"` is not 2 and `2.0` is not 2 (an HTML form,
+whose values are all text, is read with `model_validate(..., strict=False)`). What a field's own rules
+cannot say, such as a card number's checksum or a card's expiry, its schema says for the callers.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -22,6 +26,10 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 CATALOG_ID_PATTERN = r"^[A-Z0-9]{10}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 MAX_QUANTITY_PER_ADD = 100
+# The most units of one product a cart holds: adds beyond it are refused, the line unchanged.
+MAX_LINE_QUANTITY = 1000
+# The card numbers payment charges: VISA or MasterCard, passing the Luhn check (a JSON Schema "format").
+CARD_NUMBER_FORMAT = "payment-card"
 MAX_RECOMMENDATION_EXCLUSIONS = 100
 
 _ID = re.compile(ID_PATTERN)
@@ -81,8 +89,14 @@ class RecommendationQuery(BaseModel):
 
 
 class AddItem(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     product_id: str = Field(pattern=ID_PATTERN, examples=["OLJCESPC7Z"])
-    quantity: int = Field(ge=1, le=MAX_QUANTITY_PER_ADD)
+    quantity: int = Field(
+        ge=1,
+        le=MAX_QUANTITY_PER_ADD,
+        description=f"Units to add; a line holds at most {MAX_LINE_QUANTITY} (more is a 400 naming quantity)",
+    )
 
 
 class CartLine(BaseModel):
@@ -98,17 +112,49 @@ class Cart(BaseModel):
 # payment: POST /charges, GET /charges/<transaction_id>.
 
 
+def _not_expired(schema: dict[str, Any]) -> None:
+    """Document the expiry payment accepts, as of the moment the schema is served: this month or later."""
+    today = datetime.now(UTC).date()
+    schema["properties"]["expiration_year"]["minimum"] = today.year
+    schema["if"] = {"properties": {"expiration_year": {"const": today.year}}}
+    schema["then"] = {"properties": {"expiration_month": {"minimum": today.month}}}
+
+
 class CreditCard(BaseModel):
-    number: str = Field(pattern=r"^\d{12,19}$", examples=["4432801561520454"])
+    """A card payment charges: a VISA or MasterCard number that passes the Luhn check, not expired."""
+
+    model_config = ConfigDict(strict=True, json_schema_extra=_not_expired)
+
+    number: str = Field(
+        pattern=r"^\d{12,19}$",
+        description="VISA (4...) or MasterCard (51-55, 2221-2720) number that passes the Luhn check",
+        examples=["4432801561520454"],
+        json_schema_extra={"format": CARD_NUMBER_FORMAT},
+    )
     cvv: str = Field(pattern=r"^\d{3,4}$", examples=["672"])
     expiration_year: int = Field(ge=2000, le=2100, examples=[2030])
     expiration_month: int = Field(ge=1, le=12, examples=[1])
 
 
 class ChargeRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     idempotency_key: str = Field(min_length=1, max_length=128)
-    amount: Money
+    amount: Money = Field(
+        description="More than zero",
+        json_schema_extra={
+            "properties": {"units": {"minimum": 0}, "nanos": {"minimum": 0}},
+            "anyOf": [{"properties": {"units": {"minimum": 1}}}, {"properties": {"nanos": {"minimum": 1}}}],
+        },
+    )
     credit_card: CreditCard
+
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, amount: Money) -> Money:
+        if not amount.is_positive():
+            raise ValueError("must be more than zero")
+        return amount
 
 
 class ChargeResponse(BaseModel):
@@ -124,6 +170,8 @@ class ChargeResponse(BaseModel):
 
 class PlaceOrder(BaseModel):
     """The checkout form: who to bill and ship to, and the card to charge."""
+
+    model_config = ConfigDict(strict=True)
 
     email: str = Field(max_length=254, pattern=EMAIL_PATTERN, examples=["someone@example.com"])
     address: Address

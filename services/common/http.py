@@ -6,10 +6,14 @@ from typing import Any
 
 import httpx
 
+from services.common.idempotency import IDEMPOTENCY_HEADER
+
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 CONNECT_RETRIES = 2
 #: methods a request of which may be sent twice with the effect of once
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: the connection closed or was reset under a request that went out on it
+CONNECTION_LOST = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class UpstreamUnavailable(Exception):
@@ -51,13 +55,14 @@ class ServiceClient:
         """Send a request and return the decoded JSON body (None for an empty one).
 
         A peer pod that is shutting down closes its idle keep-alive connections, and one may close just
-        as a request goes out on it; an idempotent request that met such a close is sent once more, on a
-        new connection (which the Service no longer routes to that pod)."""
+        as a request goes out on it; an idempotent request that met such a close (or a reset) is sent
+        once more, on a new connection (which the Service no longer routes to that pod). A POST that
+        carries an `Idempotency-Key` header counts as idempotent: the peer takes it once."""
         try:
             try:
                 response = await self.http.request(method, path, **kwargs)
-            except httpx.RemoteProtocolError:
-                if method.upper() not in IDEMPOTENT:
+            except CONNECTION_LOST:
+                if not idempotent(method, kwargs.get("headers")):
                     raise
                 response = await self.http.request(method, path, **kwargs)
         except httpx.TimeoutException as err:
@@ -80,9 +85,12 @@ class ServiceClient:
     async def delete(self, path: str, **kwargs: Any) -> Any:
         return await self.request("DELETE", path, **kwargs)
 
-    async def ping(self) -> None:
-        """Raise unless the peer is alive; a service is ready when its peers answer."""
-        await self.get("/healthz")
+
+def idempotent(method: str, headers: Any = None) -> bool:
+    """Whether a request may be sent twice with the effect of once."""
+    if method.upper() in IDEMPOTENT:
+        return True
+    return method.upper() == "POST" and IDEMPOTENCY_HEADER in httpx.Headers(headers)
 
 
 def _message(body: Any) -> str:

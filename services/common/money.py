@@ -1,4 +1,9 @@
-"""Money as the OpenTelemetry Demo represents it: whole units plus nano units, never a float."""
+"""Money as the OpenTelemetry Demo represents it: whole units plus nano units, never a float.
+
+`units` is bounded as the Demo's protobuf bounds it (an int64), which also keeps every amount exact in
+Python's default decimal context (28 digits) and in a DynamoDB number (38 digits). Read from JSON, both
+numbers must be integers: `true`, `"5"` and `5.0` are refused.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,16 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NANOS_PER_UNIT = 1_000_000_000
+MAX_UNITS = 2**63 - 1
 
 
 class Money(BaseModel):
     """An amount of one currency; `units` and `nanos` carry the same sign."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, strict=True)
 
     currency_code: str = Field(pattern=r"^[A-Z]{3}$", examples=["USD"])
-    units: int
+    units: int = Field(ge=-MAX_UNITS, le=MAX_UNITS)
     nanos: int = Field(default=0, gt=-NANOS_PER_UNIT, lt=NANOS_PER_UNIT)
 
     @model_validator(mode="after")

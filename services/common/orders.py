@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.money import Money
 
@@ -20,6 +20,8 @@ SCHEMA_VERSION = 1
 
 
 class Address(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     street_address: str = Field(min_length=1, max_length=200)
     city: str = Field(min_length=1, max_length=100)
     state: str = Field(default="", max_length=100)

@@ -13,6 +13,7 @@ from services.common.app import ServiceApp
 from services.common.config import ServiceSettings
 from services.common.flag_contract import Flag
 from services.common.kafka import Worker
+from services.common.openapi import answers
 from services.common.orders import ORDERS_TOPIC, decode
 from services.fraud_detection.results import Review, Reviews
 from services.fraud_detection.rules import assess
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             raise RuntimeError(f"consumer group {CONSUMER_GROUP} has assigned no partition yet")
 
     @app.get("/orders/<order_id>")
+    @answers(404)
     @validate_response(OrderReview)
     async def get_review(order_id: str) -> OrderReview:
         found = reviews.get(order_id)

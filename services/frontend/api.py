@@ -11,7 +11,7 @@ from typing import Any
 
 from opentelemetry import trace
 from quart import Blueprint, Response
-from quart_schema import validate_querystring, validate_request, validate_response
+from quart_schema import validate_headers, validate_querystring, validate_request, validate_response
 
 from services.common.app import ServiceApp, error_response
 from services.common.contracts import (
@@ -24,6 +24,8 @@ from services.common.contracts import (
     RecommendationQuery,
 )
 from services.common.http import UpstreamRejected
+from services.common.idempotency import IdempotencyHeaders, new_key
+from services.common.openapi import answers, no_content
 from services.frontend.peers import Peers
 from services.frontend.schemas import ProductQuery
 from services.frontend.session import session_id, set_session_cookie, start_session
@@ -48,29 +50,34 @@ def register_api(app: ServiceApp, peers: Peers) -> None:
     api.register_error_handler(UpstreamRejected, peer_error)
 
     @api.get("/products")
+    @answers(502, 503)
     @validate_querystring(ProductQuery)
     @validate_response(ProductList)
     async def list_products(query_args: ProductQuery) -> ProductList:
         return ProductList(products=await peers.products(query_args.q))
 
     @api.get("/products/<product_id>")
+    @answers(404, 502, 503)
     @validate_response(Product)
     async def get_product(product_id: str) -> Product:
         trace.get_current_span().set_attribute("app.product.id", product_id)
         return await peers.product(product_id)
 
     @api.get("/recommendations")
+    @answers(502, 503)
     @validate_querystring(RecommendationQuery)
     @validate_response(ProductList)
     async def recommendations(query_args: RecommendationQuery) -> ProductList:
         return ProductList(products=await peers.recommendations(sorted(query_args.excluded())))
 
     @api.get("/cart")
+    @answers(502, 503)
     @validate_response(Cart)
     async def get_cart() -> Cart:
         return await peers.cart(session_id())
 
     @api.post("/cart")
+    @answers(404, 502, 503)
     @validate_request(AddItem)
     @validate_response(Cart)
     async def add_to_cart(data: AddItem) -> Cart:
@@ -81,15 +88,20 @@ def register_api(app: ServiceApp, peers: Peers) -> None:
         return await peers.add_to_cart(session_id(), data)
 
     @api.delete("/cart")
+    @no_content
+    @answers(502, 503)
     async def empty_cart() -> tuple[str, int]:
         await peers.empty_cart(session_id())
         return "", 204
 
     @api.post("/checkout")
+    @answers(502, 503)
     @validate_request(PlaceOrder)
+    @validate_headers(IdempotencyHeaders)
     @validate_response(Order, 201)
-    async def checkout(data: PlaceOrder) -> tuple[Order, int]:
-        order = await peers.place_order(session_id(), data)
+    async def checkout(data: PlaceOrder, headers: IdempotencyHeaders) -> tuple[Order, int]:
+        """Place the order; a retry with the same `Idempotency-Key` (and body) places it once."""
+        order = await peers.place_order(session_id(), data, headers.idempotency_key or new_key())
         return order, 201
 
     app.register_blueprint(api)

@@ -37,14 +37,6 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         for client in peers.clients():
             await app.enter(client)
 
-    @app.readiness_check("product-catalog")
-    async def catalog_alive() -> None:
-        await peers.catalog.ping()
-
-    @app.readiness_check("checkout")
-    async def checkout_alive() -> None:
-        await peers.checkout.ping()
-
     async def unrouted(error: HTTPException) -> Response | tuple[str, int]:
         """A URL or method no route takes: JSON under /api/, a page elsewhere."""
         status = error.code or 404

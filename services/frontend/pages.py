@@ -3,13 +3,15 @@ confirmation. Forms post back to the server; nothing needs JavaScript.
 
 A peer that is down shows a friendly 503 page and an unknown product a 404 page. A checkout form the
 shop cannot accept (a malformed field, a refused card, an empty cart) shows the cart again with the
-problems beside the fields and the shopper's entries kept.
+problems beside the fields and the shopper's entries kept. Each rendering of the checkout form carries a
+new idempotency key: the same form sent twice (a double click, a reload) places one order.
 """
 
 from __future__ import annotations
 
 import logging
 import operator
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,12 +21,14 @@ from typing import Any
 from opentelemetry import trace
 from pydantic import ValidationError
 from quart import Blueprint, redirect, render_template, request
+from quart_schema import hide
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers.response import Response as Redirect
 
 from services.common.app import ServiceApp, field_errors
 from services.common.contracts import MAX_QUANTITY_PER_ADD, AddItem, Cart, Order, PlaceOrder, Product
 from services.common.http import UpstreamRejected, UpstreamUnavailable
+from services.common.idempotency import KEY_PATTERN, new_key
 from services.common.money import Money
 from services.frontend.formatting import format_money
 from services.frontend.peers import Peers
@@ -83,6 +87,13 @@ def order_form_body(form: Mapping[str, str]) -> dict[str, Any]:
     return body
 
 
+def attempt_key(form: Mapping[str, str]) -> str:
+    """The checkout form's key, issued with the form so that sending the same form again (a double click,
+    a reload) places one order; a new key when the form has none (or a malformed one)."""
+    key = form.get("idempotency_key", "")
+    return key if re.fullmatch(KEY_PATTERN, key) else new_key()
+
+
 def rejection_errors(error: UpstreamRejected) -> tuple[str, dict[str, str]]:
     """A peer's 4xx as a message for the page and messages by form field."""
     body = error.body if isinstance(error.body, dict) else {}
@@ -125,6 +136,7 @@ def register_pages(app: ServiceApp, peers: Peers) -> None:
         return await error_page(error.code or 500, error.name, error.description or "")
 
     @pages.get("/")
+    @hide
     async def home() -> str:
         query = request.args.get("q", "").strip()
         if len(query) > MAX_QUERY_LENGTH:
@@ -134,6 +146,7 @@ def register_pages(app: ServiceApp, peers: Peers) -> None:
         return await render_template("home.html", products=products, query=query)
 
     @pages.get("/product/<product_id>")
+    @hide
     async def product_page(product_id: str) -> str:
         trace.get_current_span().set_attribute("app.product.id", product_id)
         product = await peers.product(product_id)
@@ -145,14 +158,18 @@ def register_pages(app: ServiceApp, peers: Peers) -> None:
         )
 
     @pages.get("/cart")
+    @hide
     async def cart_page() -> str:
         return await render_cart(DEMO_ORDER_FORM)
 
     @pages.post("/cart")
+    @hide
     async def add_to_cart() -> Redirect:
         form = await request.form
         try:
-            item = AddItem(product_id=form.get("product_id", ""), quantity=form.get("quantity", ""))
+            item = AddItem.model_validate(
+                {"product_id": form.get("product_id", ""), "quantity": form.get("quantity", "")}, strict=False
+            )
         except ValidationError as err:
             raise BadRequest(
                 f"Choose a product and a quantity from 1 to {MAX_QUANTITY_PER_ADD}. "
@@ -166,21 +183,23 @@ def register_pages(app: ServiceApp, peers: Peers) -> None:
         return redirect("/cart", 303)
 
     @pages.post("/cart/empty")
+    @hide
     async def empty_cart() -> Redirect:
         await peers.empty_cart(session_id())
         return redirect("/cart", 303)
 
     @pages.post("/checkout")
+    @hide
     async def checkout() -> str | tuple[str, int]:
         form = await request.form
         entered = {name: form.get(name, "") for name in DEMO_ORDER_FORM}
         try:
-            order_form = PlaceOrder.model_validate(order_form_body(form))
+            order_form = PlaceOrder.model_validate(order_form_body(form), strict=False)
         except ValidationError as err:
             fields = {f["field"]: f["message"] for f in field_errors(err)}
             return await render_cart(entered, ["Please check the highlighted fields."], fields), 400
         try:
-            order = await peers.place_order(session_id(), order_form)
+            order = await peers.place_order(session_id(), order_form, attempt_key(form))
         except UpstreamRejected as err:
             message, fields = rejection_errors(err)
             return await render_cart(entered, [message], fields), err.status
@@ -201,6 +220,7 @@ def register_pages(app: ServiceApp, peers: Peers) -> None:
             errors=errors or {},
             months=range(1, 13),
             years=range(this_year, this_year + CARD_YEARS_AHEAD + 1),
+            idempotency_key=new_key(),
         )
 
     async def priced_lines(cart: Cart) -> list[CartLine]:

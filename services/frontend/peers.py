@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.common.contracts import AddItem, Cart, CheckoutRequest, Order, PlaceOrder, Product, ProductList
 from services.common.http import ServiceClient, UpstreamRejected, UpstreamUnavailable
+from services.common.idempotency import IDEMPOTENCY_HEADER
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -75,10 +76,16 @@ class Peers:
     async def empty_cart(self, user_id: str) -> None:
         await self.cart_service.delete(f"/carts/{_segment(user_id)}")
 
-    async def place_order(self, user_id: str, order: PlaceOrder) -> Order:
+    async def place_order(self, user_id: str, order: PlaceOrder, idempotency_key: str) -> Order:
+        """Check out the user's cart; `idempotency_key` names the attempt, so that checkout places it once
+        however often it is sent (the client sends it again on a connection that closed under it)."""
         request = CheckoutRequest(user_id=user_id, **order.model_dump())
         try:
-            body = await self.checkout.post("/checkout", json=request.model_dump(mode="json"))
+            body = await self.checkout.post(
+                "/checkout",
+                json=request.model_dump(mode="json"),
+                headers={IDEMPOTENCY_HEADER: idempotency_key},
+            )
             placed = _parse(self.checkout, Order, body)
         except UpstreamRejected:
             orders_counter.add(1, {"result": "rejected"})

@@ -25,7 +25,6 @@ from werkzeug.datastructures import Headers
 
 from services.common.app import ServiceApp, error_response
 from services.common.config import ServiceSettings
-from services.common.http import ServiceClient
 from services.frontend_proxy.forwarding import REQUEST_ID, downstream_headers, request_id, upstream_headers
 from services.frontend_proxy.routes import Route, shop_routes
 
@@ -36,6 +35,9 @@ upstream_failures = meter.create_counter(
 )
 
 OWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/drain"})
+# Bodies are the upstreams' to judge (frontend reads 64 KiB); the collector's OTLP/HTTP receiver takes
+# up to 20 MiB (confighttp's max_request_body_size), so the proxy forwards that much.
+MAX_FORWARDED_BODY_BYTES = 20 * 1024 * 1024
 
 
 class Settings(ServiceSettings):
@@ -61,19 +63,15 @@ def upstream_client(settings: Settings) -> httpx.AsyncClient:
 
 def create_app(settings: Settings | None = None) -> ServiceApp:
     settings = settings or Settings.from_env()
-    app = ServiceApp("frontend-proxy", settings, title="Shopstack frontend-proxy")
+    app = ServiceApp(
+        "frontend-proxy", settings, title="Shopstack frontend-proxy", max_body_bytes=MAX_FORWARDED_BODY_BYTES
+    )
     routes = shop_routes(settings.frontend_url, settings.otel_collector_url)
     upstreams = upstream_client(settings)
-    frontend = ServiceClient("frontend", settings.frontend_url)
 
     @app.before_serving
     async def open_clients() -> None:
         await app.enter(upstreams)
-        await app.enter(frontend)
-
-    @app.readiness_check("frontend")
-    async def frontend_alive() -> None:
-        await frontend.ping()
 
     @app.before_request
     async def forward() -> Response | None:

@@ -13,6 +13,7 @@ from services.common.app import ServiceApp, error_response, flags
 from services.common.config import ServiceSettings
 from services.common.contracts import ChargeRequest, ChargeResponse
 from services.common.flag_contract import Flag
+from services.common.openapi import answers
 from services.payment.cards import CardRejected, check_card
 from services.payment.ledger import Charge, IdempotencyConflict, Ledger
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     ledger = Ledger()
 
     @app.post("/charges")
+    @answers(409, 503)
     @validate_request(ChargeRequest)
     @validate_response(ChargeResponse, 201)
     @validate_response(ChargeResponse, 200)
@@ -49,10 +51,6 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         if random.random() < flags().number(Flag.PAYMENT_FAILURE):
             charges_counter.add(1, {"result": "failed"})
             return error_response(503, "payment request failed: invalid token (paymentFailure)")
-        if not data.amount.is_positive():
-            return error_response(
-                400, "amount must be positive", [{"field": "amount", "message": "must be positive"}]
-            )
         try:
             kind = check_card(
                 card.number, card.expiration_year, card.expiration_month, datetime.now(UTC).date()
@@ -70,6 +68,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         return _response(recorded), 201 if new else 200
 
     @app.get("/charges/<transaction_id>")
+    @answers(404)
     @validate_response(ChargeResponse)
     async def get_charge(transaction_id: str) -> ChargeResponse:
         found = ledger.get(transaction_id)
@@ -78,6 +77,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         return _response(found)
 
     @app.post("/charges/<transaction_id>/void")
+    @answers(404)
     @validate_response(ChargeResponse)
     async def void_charge(transaction_id: str) -> ChargeResponse:
         voided = ledger.void(transaction_id)

@@ -14,6 +14,7 @@ from services.common.app import ServiceApp, error_response, flags
 from services.common.config import ServiceSettings
 from services.common.contracts import Product, ProductList
 from services.common.flag_contract import Flag
+from services.common.openapi import answers
 from services.product_catalog.catalog import DEFAULT_CATALOG_FILE, load_catalog
 from services.product_catalog.schemas import SearchQuery
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         return ProductList(products=found)
 
     @app.get("/products/<product_id>")
+    @answers(404, 503)
     @validate_response(Product)
     async def get_product(product_id: str) -> Product | Response:
         span = trace.get_current_span()

@@ -14,6 +14,7 @@ from services.common.config import ServiceSettings
 from services.common.contracts import Product, ProductList, RecommendationQuery
 from services.common.flag_contract import Flag
 from services.common.http import ServiceClient, UpstreamUnavailable
+from services.common.openapi import answers
 from services.recommendation.cache import DEFAULT_TTL_SECONDS, LeakingCache, ProductListCache
 from services.recommendation.selection import recommend
 
@@ -56,10 +57,6 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     async def open_clients() -> None:
         await app.enter(catalog)
 
-    @app.readiness_check("product-catalog")
-    async def catalog_reachable() -> None:
-        await catalog.ping()
-
     async def product_list() -> list[Product]:
         """The catalog's products, from the TTL cache or, while the flag is on, the leaking one."""
         with tracer.start_as_current_span("get_product_list") as span:
@@ -80,6 +77,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             return products
 
     @app.get("/recommendations")
+    @answers(502, 503)
     @validate_querystring(RecommendationQuery)
     @validate_response(ProductList)
     async def recommendations(query_args: RecommendationQuery) -> ProductList:

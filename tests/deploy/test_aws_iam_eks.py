@@ -49,6 +49,7 @@ ROLES = (
     "eks-node",
     "cart",
     "accounting",
+    "checkout",
     "aws-load-balancer-controller",
     "cluster-autoscaler",
 )
@@ -109,7 +110,7 @@ def test_service_roles_trust_only_their_service_account_and_reach_only_their_tab
     assert iam.get_open_id_connect_provider(OpenIDConnectProviderArn=provider["Arn"])["ClientIDList"] == [
         "sts.amazonaws.com"
     ]
-    for service, table in (("cart", "carts"), ("accounting", "orders")):
+    for service, table in (("cart", "carts"), ("accounting", "orders"), ("checkout", "checkouts")):
         role = f"{PROJECT}-{service}"
         [statement] = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]["Statement"]
         assert statement["Principal"] == {"Federated": provider["Arn"]}

@@ -57,7 +57,13 @@ def test_first_run_creates_the_state_bucket_with_every_setting(
 
 
 @pytest.mark.parametrize(
-    ("table", "key"), [("lock_table", "LockID"), ("carts_table", "user_id"), ("orders_table", "order_id")]
+    ("table", "key"),
+    [
+        ("lock_table", "LockID"),
+        ("carts_table", "user_id"),
+        ("orders_table", "order_id"),
+        ("checkouts_table", "checkout_key"),
+    ],
 )
 def test_first_run_creates_encrypted_on_demand_tables_with_point_in_time_recovery(
     first_run: Run, moto_endpoint: str, settings: Settings, table: str, key: str
@@ -71,6 +77,14 @@ def test_first_run_creates_encrypted_on_demand_tables_with_point_in_time_recover
     assert description["SSEDescription"]["Status"] == "ENABLED"
     backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_the_checkouts_table_forgets_each_checkout_at_its_expires_at(
+    first_run: Run, moto_endpoint: str, settings: Settings
+) -> None:
+    assert first_run.returncode == 0, first_run.output
+    ttl = emulator_client(moto_endpoint, "dynamodb").describe_time_to_live(TableName=settings.checkouts_table)
+    assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 
 
 def test_second_run_changes_nothing(first_run: Run, moto_endpoint: str, tmp_path: Path) -> None:
@@ -89,6 +103,10 @@ def test_drift_is_shown_by_dry_and_repaired_by_the_next_run(
         TableName=settings.orders_table,
         PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False},
     )
+    dynamodb.update_time_to_live(
+        TableName=settings.checkouts_table,
+        TimeToLiveSpecification={"Enabled": False, "AttributeName": "expires_at"},
+    )
     data = emulator_data(moto_endpoint)
 
     assert planned_changes(run_pyinfra(tmp_path, data, DEPLOY, "--dry", "--json")) == {
@@ -106,6 +124,8 @@ def test_drift_is_shown_by_dry_and_repaired_by_the_next_run(
         "ContinuousBackupsDescription"
     ]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    ttl = dynamodb.describe_time_to_live(TableName=settings.checkouts_table)["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "ENABLED"
     assert planned_changes(run_pyinfra(tmp_path, data, DEPLOY, "--dry", "--json")) == set()
 
 

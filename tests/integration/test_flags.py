@@ -200,7 +200,7 @@ def test_kafka_queue_problems_publishes_each_order_again_and_clears(
     )
 
 
-def test_failed_readiness_probe_takes_the_cart_out_of_service_and_clears(
+def test_failed_readiness_probe_takes_the_cart_out_of_service_the_shop_still_sells_and_clears(
     stage: Stage, shopper: Shopper, collector_logs: CollectorLogs, set_flag: SetFlag
 ) -> None:
     set_flag(Flag.FAILED_READINESS_PROBE, "on")
@@ -209,11 +209,21 @@ def test_failed_readiness_probe_takes_the_cart_out_of_service_and_clears(
         timeout=TAKES_EFFECT_SECONDS,
         what="every cart pod unready",
     )
-    eventually(
-        lambda: shopper.add(OTHER_PRODUCT).status_code >= 500,
-        timeout=TAKES_EFFECT_SECONDS,
-        what="the shop unable to reach the cart",
+    response, _ = until(
+        lambda: add_line(shopper), answered(503), TAKES_EFFECT_SECONDS, "the shop unable to reach the cart"
     )
+    assert response.json()["error"].startswith("cart unavailable"), response.json()
+    # only what needs the cart fails: the pods that call it stay ready, so the shop still serves the rest
+    for path in ("/", f"/product/{OTHER_PRODUCT}", "/api/recommendations", f"/api/products/{OTHER_PRODUCT}"):
+        assert shopper.http.get(path).status_code == 200, path
+    for service in ("frontend-proxy", "frontend", "checkout"):
+        assert all(ready(pod) for pod in service_pods(stage, service)), f"{service} turned unready"
+    cart_page = shopper.http.get("/cart")
+    assert cart_page.status_code == 503
+    assert "The cart service is not answering." in cart_page.text
+    refused, _ = checkout(shopper)
+    assert refused.status_code == 503
+    assert "cart unavailable" in refused.json()["error"]
     collector_logs.wait_for_logs(
         lambda record: "failedReadinessProbe" in record.body, service="cart", timeout=30
     )

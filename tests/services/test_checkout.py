@@ -1,88 +1,39 @@
-"""checkout over HTTP with real cart, product-catalog and payment processes and the real `orders` topic:
-the order flow, every rejection, and what each failure flag does to an order."""
+"""checkout over HTTP with real cart, product-catalog and payment processes, the real `orders` topic and
+its checkouts table in the real AWS emulator: the order flow, every rejection, what each failure flag does
+to an order, retries under an `Idempotency-Key`, and readiness that does not follow the peers'."""
 
 from __future__ import annotations
 
-import asyncio
 import re
+import signal
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from services.checkout.shipping import shipping_cost
 from services.common.flag_contract import Flag
 from services.common.money import Money
-from services.common.orders import ORDERS_TOPIC, OrderPlaced, decode
 from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery
 from tests.support.kafka import start_tansu
-from tests.support.shop import HOST, FlagsFile, Shop
-from tests.support.shopper import ADDRESS, VISA
+from tests.support.orders_topic import OrdersTopic
+from tests.support.shop import CHECKOUTS_TABLE, HOST, FlagsFile, Shop
+from tests.support.shopper import ADDRESS, VISA, new_traceparent
+from tests.support.waiting import eventually
 
 EXPLORASCOPE = "OLJCESPC7Z"
 STARSENSE = "66VCHSJNUP"
 COMET_BOOK = "HQTGWGPNH4"
-READ_TIMEOUT_SECONDS = 10.0
-
-Offsets = dict[TopicPartition, int]
-
-
-class OrdersTopic:
-    """Reads what was published to `orders` after a mark, with a short-lived consumer outside any group."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-
-    def mark(self) -> Offsets:
-        return asyncio.run(self._with_consumer(self._end_offsets))
-
-    def since(self, mark: Offsets) -> list[ConsumerRecord]:
-        async def read(consumer: AIOKafkaConsumer) -> list[ConsumerRecord]:
-            end = await self._end_offsets(consumer)
-            consumer.assign(list(end))
-            for tp, offset in mark.items():
-                consumer.seek(tp, offset)
-            records: list[ConsumerRecord] = []
-            deadline = time.monotonic() + READ_TIMEOUT_SECONDS
-            while not await self._reached(consumer, end):
-                assert time.monotonic() < deadline, "the orders topic could not be read to its end"
-                for batch in (await consumer.getmany(timeout_ms=200)).values():
-                    records.extend(batch)
-            return records
-
-        return asyncio.run(self._with_consumer(read))
-
-    def orders_of(self, user: str, mark: Offsets) -> list[tuple[ConsumerRecord, OrderPlaced]]:
-        """The `OrderPlaced` messages for `user` published since `mark`."""
-        decoded = [(record, decode(record.value)) for record in self.since(mark)]
-        return [(record, order) for record, order in decoded if order.user_id == user]
-
-    async def _with_consumer(self, use: Any) -> Any:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            return await use(consumer)
-        finally:
-            await consumer.stop()
-
-    @staticmethod
-    async def _reached(consumer: AIOKafkaConsumer, end: Offsets) -> bool:
-        return all([await consumer.position(tp) >= offset for tp, offset in end.items()])
-
-    @staticmethod
-    async def _end_offsets(consumer: AIOKafkaConsumer) -> Offsets:
-        await consumer.topics()
-        partitions = [TopicPartition(ORDERS_TOPIC, p) for p in consumer.partitions_for_topic(ORDERS_TOPIC)]
-        ends: Offsets = await consumer.end_offsets(partitions)
-        return ends
+DAY_SECONDS = 24 * 3600
 
 
 @pytest.fixture(scope="module")
@@ -402,17 +353,154 @@ def test_an_order_that_cannot_be_published_is_not_placed_and_its_charge_is_voide
     assert cart_lines(cart, user) == lines
 
 
-def test_checkout_is_unready_while_the_cart_is_down(shop: Shop, checkout: httpx.Client) -> None:
-    ready = checkout.get("/readyz").json()
-    assert ready["checks"] == {"cart": "ok", "product-catalog": "ok", "payment": "ok", "kafka": "ok"}
+def test_checkout_stays_ready_while_the_cart_is_down_and_names_it_in_the_checkouts_that_fail(
+    shop: Shop, checkout: httpx.Client, user: str
+) -> None:
+    assert checkout.get("/readyz").json()["checks"] == {"dynamodb": "ok", "kafka": "ok"}
     shop.stop("cart")
     try:
-        unready = checkout.get("/readyz")
-        assert unready.status_code == 503
-        assert unready.json()["checks"]["cart"] != "ok"
+        assert checkout.get("/readyz").status_code == 200
+        response = checkout.post("/checkout", json=order_body(user))
+        assert response.status_code == 503
+        assert response.json()["error"].startswith("cart unavailable")
     finally:
         shop.ensure("cart")
-    assert checkout.get("/readyz").status_code == 200
+
+
+# Retries under an Idempotency-Key
+
+
+def keyed(checkout: httpx.Client, body: dict[str, Any], key: str) -> tuple[httpx.Response, str]:
+    """checkout's answer to `body` sent with `key`, in a new trace, and the trace's id."""
+    traceparent, trace_id = new_traceparent()
+    response = checkout.post(
+        "/checkout", json=body, headers={"Idempotency-Key": key, "traceparent": traceparent}
+    )
+    return response, trace_id
+
+
+def charges_of(telemetry: TelemetryQuery, transaction_id: str) -> int:
+    """How many charge requests payment served for `transaction_id`, once the first has arrived."""
+    attributes = {"app.payment.transaction.id": transaction_id}
+    return len(telemetry.wait_for_spans(service="payment", kind="SERVER", attributes=attributes, timeout=30))
+
+
+def assert_replayed_without_payment(telemetry: TelemetryQuery, trace_id: str) -> None:
+    [server] = telemetry.wait_for_spans(trace_id=trace_id, service="checkout", kind="SERVER", timeout=30)
+    assert server.attributes["app.checkout.replayed"] is True
+    assert not [s for s in telemetry.trace(trace_id) if s.service == "payment"], "the retry reached payment"
+
+
+def test_a_checkout_sent_again_with_its_key_places_one_order_charges_once_and_answers_the_same(
+    checkout: httpx.Client,
+    cart: httpx.Client,
+    orders: OrdersTopic,
+    telemetry: TelemetryQuery,
+    dynamodb: Any,
+    user: str,
+) -> None:
+    fill(cart, user, (EXPLORASCOPE, 1))
+    mark, key = orders.mark(), str(uuid.uuid4())
+
+    first, _ = keyed(checkout, order_body(user), key)
+    retry, retry_trace = keyed(checkout, order_body(user), key)
+
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.json() == first.json()
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    order = first.json()
+    [(_, published)] = orders.orders_of(user, mark)
+    assert published.order_id == order["order_id"]
+    assert charges_of(telemetry, order["transaction_id"]) == 1
+    assert_replayed_without_payment(telemetry, retry_trace)
+    item = dynamodb.Table(CHECKOUTS_TABLE).get_item(Key={"checkout_key": f"{user}/{key}"})["Item"]
+    assert item["state"] == "done"
+    assert time.time() + DAY_SECONDS - 120 < item["expires_at"] <= time.time() + DAY_SECONDS
+
+
+@contextmanager
+def paused(shop: Shop, name: str) -> Iterator[None]:
+    """`name`'s process stopped (SIGSTOP): it takes connections but answers nothing until resumed."""
+    process = shop.services[name].process
+    process.signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.signal(signal.SIGCONT)
+
+
+def test_a_retry_that_arrives_while_the_first_attempt_runs_waits_for_it_and_gets_the_same_order(
+    shop: Shop,
+    checkout: httpx.Client,
+    cart: httpx.Client,
+    orders: OrdersTopic,
+    telemetry: TelemetryQuery,
+    dynamodb: Any,
+    user: str,
+) -> None:
+    fill(cart, user, (COMET_BOOK, 1))
+    mark, key = orders.mark(), str(uuid.uuid4())
+    checkouts = dynamodb.Table(CHECKOUTS_TABLE)
+
+    def running() -> bool:
+        item = checkouts.get_item(Key={"checkout_key": f"{user}/{key}"}, ConsistentRead=True).get("Item")
+        return item is not None and item["state"] == "running"
+
+    with ThreadPoolExecutor(2) as pool:
+        with paused(shop, "payment"):  # the first attempt is held at its charge
+            first = pool.submit(keyed, checkout, order_body(user), key)
+            eventually(running, timeout=10, what="the first attempt holding its key")
+            retry = pool.submit(keyed, checkout, order_body(user), key)
+            time.sleep(0.5)
+            assert not retry.done(), "the retry did not wait for the attempt in progress"
+        (placed, _), (replayed, retry_trace) = first.result(), retry.result()
+
+    assert (placed.status_code, replayed.status_code) == (201, 201), replayed.text
+    assert replayed.json() == placed.json()
+    [(_, published)] = orders.orders_of(user, mark)
+    assert published.order_id == placed.json()["order_id"]
+    assert charges_of(telemetry, placed.json()["transaction_id"]) == 1
+    assert_replayed_without_payment(telemetry, retry_trace)
+
+
+def test_a_key_used_again_for_a_different_checkout_is_a_422_that_places_nothing(
+    checkout: httpx.Client, cart: httpx.Client, orders: OrdersTopic, user: str
+) -> None:
+    fill(cart, user, (EXPLORASCOPE, 1))
+    key = str(uuid.uuid4())
+    assert keyed(checkout, order_body(user), key)[0].status_code == 201
+    fill(cart, user, (STARSENSE, 1))
+    mark = orders.mark()
+
+    response, _ = keyed(checkout, order_body(user, email="other@example.com"), key)
+
+    assert response.status_code == 422
+    assert [f["field"] for f in response.json()["fields"]] == ["idempotency_key"]
+    assert orders.orders_of(user, mark) == []
+    assert cart_lines(cart, user) == {STARSENSE: 1}
+
+
+def test_a_checkout_that_failed_on_a_peer_runs_again_when_retried_with_its_key(
+    checkout: httpx.Client, cart: httpx.Client, orders: OrdersTopic, user: str, clean_flags: FlagsFile
+) -> None:
+    fill(cart, user, (EXPLORASCOPE, 1))
+    mark, key = orders.mark(), str(uuid.uuid4())
+    clean_flags.set(Flag.PAYMENT_UNREACHABLE, True)
+    assert keyed(checkout, order_body(user), key)[0].status_code == 503
+    clean_flags.clear()
+
+    response, _ = keyed(checkout, order_body(user), key)
+
+    assert response.status_code == 201
+    assert "Idempotent-Replayed" not in response.headers
+    [(_, published)] = orders.orders_of(user, mark)
+    assert published.order_id == response.json()["order_id"]
+
+
+def test_a_malformed_idempotency_key_is_a_400_naming_it(checkout: httpx.Client, user: str) -> None:
+    response, _ = keyed(checkout, order_body(user), "not a key!")
+    assert response.status_code == 400
+    assert "idempotency_key" in [f["field"] for f in response.json()["fields"]]
 
 
 def test_the_openapi_document_describes_the_checkout_api(checkout: httpx.Client) -> None:

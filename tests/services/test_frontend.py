@@ -1,10 +1,12 @@
 """frontend over HTTP with the real product-catalog, recommendation, cart, checkout and payment behind
-it: the JSON API with every rejection, the HTML pages a shopper sees, and the session cookie."""
+it: the JSON API with every rejection, the HTML pages a shopper sees, the session cookie, checkouts
+retried under their idempotency key, and a shop that keeps selling while its cart is down."""
 
 from __future__ import annotations
 
 import re
 import secrets
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 
 from services.common.flag_contract import Flag
 from sim.telemetry.client import TelemetryQuery
+from tests.support.orders_topic import OrdersTopic
 from tests.support.shop import FlagsFile, Shop
 from tests.support.shopper import ADDRESS, VISA
 
@@ -241,9 +244,44 @@ def test_the_openapi_document_describes_the_storefront_api(shopper: httpx.Client
     assert {"/api/products", "/api/cart", "/api/checkout"} <= set(paths)
 
 
-def test_the_frontend_is_ready_when_catalog_and_checkout_are(shopper: httpx.Client) -> None:
-    checks = shopper.get("/readyz").json()["checks"]
-    assert checks == {"product-catalog": "ok", "checkout": "ok"}
+@pytest.fixture(scope="module")
+def orders(kafka_bootstrap: str) -> OrdersTopic:
+    return OrdersTopic(kafka_bootstrap)
+
+
+def test_a_checkout_retried_with_its_idempotency_key_places_one_order(
+    shopper: httpx.Client, orders: OrdersTopic
+) -> None:
+    shopper.post("/api/cart", json={"product_id": EXPLORASCOPE, "quantity": 1})
+    mark, key = orders.mark(), {"Idempotency-Key": str(uuid.uuid4())}
+
+    first = shopper.post("/api/checkout", json=order_body(), headers=key)
+    retry = shopper.post("/api/checkout", json=order_body(), headers=key)
+
+    assert (first.status_code, retry.status_code) == (201, 201), retry.text
+    assert retry.json() == first.json()
+    [(_, published)] = orders.orders_of(shopper.cookies["session_id"], mark)
+    assert published.order_id == first.json()["order_id"]
+    assert cart_items(shopper) == {}
+
+
+def test_an_idempotency_key_used_again_for_another_checkout_is_a_422_naming_it(shopper: httpx.Client) -> None:
+    shopper.post("/api/cart", json={"product_id": EXPLORASCOPE, "quantity": 1})
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    assert shopper.post("/api/checkout", json=order_body(), headers=key).status_code == 201
+    shopper.post("/api/cart", json={"product_id": STARSENSE, "quantity": 1})
+
+    reused = shopper.post("/api/checkout", json=order_body(email="other@example.com"), headers=key)
+
+    assert reused.status_code == 422
+    assert error_fields(reused) == ["idempotency_key"]
+    assert cart_items(shopper) == {STARSENSE: 1}
+
+
+def test_a_malformed_idempotency_key_is_a_400_naming_it(shopper: httpx.Client) -> None:
+    response = shopper.post("/api/checkout", json=order_body(), headers={"Idempotency-Key": "not a key!"})
+    assert response.status_code == 400
+    assert "idempotency_key" in error_fields(response)
 
 
 # The HTML pages
@@ -389,6 +427,23 @@ def test_the_checkout_form_places_the_order_and_shows_the_confirmation(shopper: 
     assert cart_items(shopper) == {}
 
 
+def test_the_same_checkout_form_sent_twice_places_one_order(
+    shopper: httpx.Client, orders: OrdersTopic
+) -> None:
+    shopper.post("/cart", data={"product_id": EXPLORASCOPE, "quantity": "1"})
+    form = re.search(r'name="idempotency_key" value="([^"]+)"', shopper.get("/cart").text)
+    assert form is not None
+    mark = orders.mark()
+
+    pages = [shopper.post("/checkout", data={**ORDER_FORM, "idempotency_key": form[1]}) for _ in range(2)]
+
+    order_ids = [re.search(r'<dd class="order-id">([^<]+)</dd>', page.text) for page in pages]
+    assert all(order_ids), [page.status_code for page in pages]
+    assert order_ids[0][1] == order_ids[1][1]  # type: ignore[index]
+    [(_, published)] = orders.orders_of(shopper.cookies["session_id"], mark)
+    assert published.order_id == order_ids[0][1]  # type: ignore[index]
+
+
 def test_a_checkout_form_with_a_bad_field_shows_the_cart_again_with_the_error_beside_it(
     shopper: httpx.Client,
 ) -> None:
@@ -442,6 +497,55 @@ def test_a_failing_catalog_shows_a_503_page_and_a_json_503(
     assert api.status_code == 503
     assert "productCatalogFailure" in api.json()["error"]
     assert shopper.get(f"/product/{STARSENSE}").status_code == 200
+
+
+# A shop whose cart is down or unready
+
+
+def readiness(url: str) -> int:
+    return httpx.get(f"{url}/readyz", timeout=10).status_code
+
+
+def test_with_the_cart_stopped_the_shop_stays_ready_and_only_cart_actions_fail_naming_the_cart(
+    shop: Shop, shopper: httpx.Client
+) -> None:
+    shop.ensure("frontend-proxy")
+    proxy = shop.url("frontend-proxy")
+    shop.stop("cart")
+    try:
+        assert [readiness(shop.url(name)) for name in ("checkout", "frontend", "frontend-proxy")] == [200] * 3
+        assert shopper.get("/").status_code == 200
+        product = shopper.get(f"/product/{EXPLORASCOPE}")
+        assert product.status_code == 200
+        assert product.text.split("You may also like", 1)[1].count('class="product-card"') == 5
+        assert shopper.get("/api/recommendations").status_code == 200
+        assert httpx.get(f"{proxy}/", timeout=30).status_code == 200
+
+        added = shopper.post("/api/cart", json={"product_id": EXPLORASCOPE, "quantity": 1})
+        assert added.status_code == 503
+        assert added.json()["error"].startswith("cart unavailable")
+        through_proxy = httpx.post(f"{proxy}/api/cart", json={"product_id": EXPLORASCOPE, "quantity": 1})
+        assert through_proxy.status_code == 503
+        assert through_proxy.json()["error"].startswith("cart unavailable")
+        checkout = shopper.post("/api/checkout", json=order_body())
+        assert checkout.status_code == 503
+        assert "cart unavailable" in checkout.json()["error"]
+        cart_page = shopper.get("/cart")
+        assert cart_page.status_code == 503
+        assert "The cart service is not answering." in cart_page.text
+    finally:
+        shop.ensure("cart")
+
+
+def test_with_the_cart_unready_checkout_frontend_and_proxy_stay_ready(
+    shop: Shop, clean_flags: FlagsFile
+) -> None:
+    shop.ensure("frontend-proxy")
+    clean_flags.set(Flag.FAILED_READINESS_PROBE, True)
+    assert readiness(shop.url("cart")) == 503
+    assert [readiness(shop.url(name)) for name in ("checkout", "frontend", "frontend-proxy")] == [200] * 3
+    for name in ("frontend", "frontend-proxy"):
+        assert httpx.get(f"{shop.url(name)}/readyz", timeout=10).json()["checks"] == {}
 
 
 def test_the_session_id_is_on_the_frontends_spans(frontend_url: str, telemetry: TelemetryQuery) -> None:

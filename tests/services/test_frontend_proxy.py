@@ -332,9 +332,8 @@ def test_the_proxy_answers_its_own_health_and_metrics(
     assert proxy.get("/healthz").json() == {"status": "ok", "version": "dev"}
     assert proxy.get("/readyz").status_code == 200
     assert "# TYPE" in proxy.get("/metrics").text
-    unready = proxy_to_nowhere.get("/readyz")
-    assert unready.status_code == 503
-    assert unready.json()["checks"]["frontend"] != "ok"
+    ready = proxy_to_nowhere.get("/readyz")  # its frontend is down: the proxy itself can still serve
+    assert (ready.status_code, ready.json()["checks"]) == (200, {})
 
 
 def test_the_proxy_drains_itself_and_closes_the_connections_of_the_answers_it_forwards(

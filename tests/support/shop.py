@@ -53,10 +53,12 @@ PEERS = {
 
 CART_TABLE = "shopstack-carts"
 ORDERS_TABLE = "shopstack-orders"
+CHECKOUTS_TABLE = "shopstack-checkouts"
+CHECKOUTS_TTL_ATTRIBUTE = "expires_at"
 
 
 def create_tables(aws_env: Mapping[str, str]) -> None:
-    """Create the cart and orders tables in the emulator, as the deploy does in the cloud."""
+    """Create the cart, orders and checkouts tables in the emulator, as the deploy does in the cloud."""
     dynamodb = boto3.client(
         "dynamodb",
         endpoint_url=aws_env["AWS_ENDPOINT_URL"],
@@ -64,13 +66,21 @@ def create_tables(aws_env: Mapping[str, str]) -> None:
         aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
     )
-    for table, key in ((CART_TABLE, "user_id"), (ORDERS_TABLE, "order_id")):
+    for table, key in (
+        (CART_TABLE, "user_id"),
+        (ORDERS_TABLE, "order_id"),
+        (CHECKOUTS_TABLE, "checkout_key"),
+    ):
         dynamodb.create_table(
             TableName=table,
             KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+    dynamodb.update_time_to_live(
+        TableName=CHECKOUTS_TABLE,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": CHECKOUTS_TTL_ATTRIBUTE},
+    )
 
 
 @dataclass
@@ -133,6 +143,7 @@ class Shop:
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "CART_TABLE": CART_TABLE,
             "ORDERS_TABLE": ORDERS_TABLE,
+            "CHECKOUTS_TABLE": CHECKOUTS_TABLE,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             "OTEL_BLRP_SCHEDULE_DELAY": "200",
             "OTEL_METRIC_EXPORT_INTERVAL": "1000",

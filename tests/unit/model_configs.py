@@ -12,6 +12,7 @@ DIGEST = "sha256:" + "ab" * 32
 ROLES = {
     "cart": "arn:aws:iam::123456789012:role/shopstack-cart",
     "accounting": "arn:aws:iam::123456789012:role/shopstack-accounting",
+    "checkout": "arn:aws:iam::123456789012:role/shopstack-checkout",
     "aws-load-balancer-controller": "arn:aws:iam::123456789012:role/shopstack-lbc",
     "cluster-autoscaler": "arn:aws:iam::123456789012:role/shopstack-cluster-autoscaler",
 }

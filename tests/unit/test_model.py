@@ -292,7 +292,7 @@ def test_without_prometheus_nothing_of_it_is_rendered_and_the_rest_still_validat
 
 def test_irsa_roles_in_aws_and_emulator_credentials_locally() -> None:
     aws, local = render(AWS), render(LOCAL)
-    for name in ("cart", "accounting"):
+    for name in ("cart", "accounting", "checkout"):
         assert "eks.amazonaws.com/role-arn" in find(aws, "ServiceAccount", name)["metadata"]["annotations"]
         assert "AWS_ENDPOINT_URL" not in find(aws, "ConfigMap", f"{name}-config")["data"]
         assert (

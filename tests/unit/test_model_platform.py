@@ -50,9 +50,10 @@ def test_each_service_reads_its_configmap_as_valid_settings(
 
 
 def test_tables_and_kafka_reach_the_services_that_use_them() -> None:
-    objects = render_with(AWS, carts_table="carts-x", orders_table="orders-y")
+    objects = render_with(AWS, carts_table="carts-x", orders_table="orders-y", checkouts_table="checkouts-z")
     assert find(objects, "ConfigMap", "cart-config")["data"]["CART_TABLE"] == "carts-x"
     assert find(objects, "ConfigMap", "accounting-config")["data"]["ORDERS_TABLE"] == "orders-y"
+    assert find(objects, "ConfigMap", "checkout-config")["data"]["CHECKOUTS_TABLE"] == "checkouts-z"
     for row in SERVICES:
         data = find(objects, "ConfigMap", f"{row.name}-config")["data"]
         assert ("KAFKA_BOOTSTRAP_SERVERS" in data) == row.kafka, row.name

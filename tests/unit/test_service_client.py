@@ -1,5 +1,6 @@
-"""The services' client of their peers: an idempotent request that meets a keep-alive connection the
-peer closed (a pod shutting down) is sent again on a new one; any other request fails with a clear error.
+"""The services' client of their peers: an idempotent request (or a POST with an `Idempotency-Key`) that
+meets a keep-alive connection the peer closed (a pod shutting down) is sent again on a new one; any other
+request fails with a clear error.
 A response that says `Connection: close` (a draining peer) is the last on its connection: the client
 closes it and sends its next request, even a POST, on a new one."""
 
@@ -55,6 +56,15 @@ async def test_a_post_on_a_connection_the_peer_closed_is_not_sent_twice(closing_
         assert await client.get("/healthz") == {"n": "ok"}
         with pytest.raises(UpstreamUnavailable, match="checkout unavailable: Server disconnected"):
             await client.post("/checkout", json={})
+
+
+async def test_a_post_with_an_idempotency_key_on_a_connection_the_peer_closed_is_sent_again(
+    closing_peer: str,
+) -> None:
+    async with ServiceClient("checkout", closing_peer) as client:
+        assert await client.get("/healthz") == {"n": "ok"}
+        answer = await client.post("/checkout", json={}, headers={"Idempotency-Key": "attempt-1"})
+        assert answer == {"n": "ok"}
 
 
 async def read_request(reader: asyncio.StreamReader) -> None:
