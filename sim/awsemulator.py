@@ -32,8 +32,12 @@ update-config]`) whose `scalingConfig`, with what the group has for what the req
 min <= desired <= max fail as in EKS (`NodegroupSizes`: 400 `InvalidParameterException`, EKS's message)
 before moto sees them. moto tags clusters only; EKS tags node groups too (the cluster autoscaler's
 auto-discovery tags), so `TagResource`, `UntagResource` and `ListTagsForResource` of a node group's ARN
-(`/tags/<arn>`) are answered here, on moto's node group (`NodegroupTags`). Every other path is moto's
-(`/moto-api/` included).
+(`/tags/<arn>`) are answered here, on moto's node group (`NodegroupTags`).
+
+DynamoDB's requests run one at a time, so that a conditional write is atomic as in DynamoDB (moto checks
+and writes in the request's thread). S3's object listings are written by `sim.aws.s3_listing` from moto's
+model, in microseconds an object instead of moto's millisecond. Every other path is moto's (`/moto-api/`
+included).
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ from sim.aws import s3_listing
 
 #: an admin request's body is small JSON; anything larger is refused unread
 MAX_BODY_BYTES = 64 * 1024
+#: the X-Amz-Target of DynamoDB's requests (its JSON protocol's operation name follows it)
+DYNAMODB_TARGET = "DynamoDB_20120810."
 
 
 def set_eks_endpoint(
@@ -484,6 +490,10 @@ class AdminRoutes:
         self.addons = EksAddons()
         self.nodegroup_sizes = NodegroupSizes()
         self.nodegroup_tags = NodegroupTags()
+        #: DynamoDB's writes are atomic per item (a condition is checked and the item written as one); moto
+        #: reads, checks and writes in the calling thread of a threaded server, so two concurrent
+        #: conditional writes could both pass their condition and one be lost: its requests run one at a time
+        self.dynamodb = threading.Lock()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO") or "")
@@ -500,6 +510,9 @@ class AdminRoutes:
             error = self.nodegroup_sizes.check(environ)
             if error is not None:
                 return _error_response(error, start_response)
+        if str(environ.get("HTTP_X_AMZ_TARGET") or "").startswith(DYNAMODB_TARGET):
+            with self.dynamodb:
+                return list(self.moto(environ, start_response))
         if not path.startswith(aws.ADMIN_PREFIX):
             return self.moto(environ, start_response)
         status, body = self._route(environ, path.removeprefix(aws.ADMIN_PREFIX).split("/"))
