@@ -5,7 +5,10 @@ For each node it registers a Node object (Ready, with heartbeats in `lastHeartbe
 Lease in `kube-node-lease`. It subscribes to the store (`Store.listeners`): each pod bound to one of its
 nodes gets a pod IP (`sim.kubelet.addresses`) and runs with `Kubelet.run_pod` (ConfigMap and Secret
 references resolved from the store); every status change the runtime streams is written through the
-status subresource. When the pod is marked for deletion (`deletionTimestamp`, the store's
+status subresource, and, as a kubelet's status manager does every sync period, each heartbeat re-posts
+the status of every pod whose stored status differs from the runtime's: the Ready=False the node
+lifecycle controller wrote while the node was silent goes once the node heartbeats again, though no
+container changed meanwhile. When the pod is marked for deletion (`deletionTimestamp`, the store's
 `graceful_pods`) the agent runs the stop sequence (preStop, SIGTERM, SIGKILL after the grace period) and
 then deletes the pod with grace 0; a pod removed outright is stopped all the same. `stop()` stops every
 pod: no process is left behind. Nodes can come and go while it runs: `add_node` registers one more (with
@@ -296,6 +299,14 @@ class NodeAgent:
                     self._renew_lease(name)
                 except ApiError as err:
                     log.warning("heartbeat of node %s: %s", name, err)
+            self._reconcile_statuses()
+
+    def _reconcile_statuses(self) -> None:
+        """Re-post the status of every running pod whose stored status differs from its runtime's (the
+        status manager's `needsReconcile`, on its sync period): someone else may have written it."""
+        for running in list(self.running.values()):
+            if running.stopping is None:
+                self._post(running, running.runtime.status())
 
     def add_node(
         self,
@@ -436,9 +447,13 @@ class NodeAgent:
         async for status in running.runtime.changes():
             if running.stopping is not None:
                 continue  # the pod is going: its final status does not matter
-            self._write_status(running.namespace, running.name, {**status, **self._host_ips(running.node)})
+            self._post(running, status)
+
+    def _post(self, running: Running, status: Obj) -> None:
+        self._write_status(running.namespace, running.name, {**status, **self._host_ips(running.node)})
 
     def _write_status(self, namespace: str, name: str, status: Obj) -> None:
+        """Merge `status` into the pod's stored status and write it, unless that changes nothing."""
         try:
             pod = self.store.get(PODS, namespace, name)
         except ApiError:
@@ -456,6 +471,8 @@ class NodeAgent:
         if "conditions" in status:  # the kubelet's own; others' (readiness gates') stay as they are
             owned = {c.get("type") for c in conditions}
             merged["conditions"] = conditions + [c for c in before.values() if c.get("type") not in owned]
+        if merged == old:
+            return
         pod["status"] = merged
         try:
             self.store.update(PODS, namespace, name, pod, subresource="status", manager=MANAGER)
