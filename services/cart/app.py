@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from opentelemetry import metrics, trace
 from pydantic import Field
 from quart import Response
 from quart_schema import validate_request, validate_response
 
-from services.cart.store import CartFull, CartStore, CartStoreUnavailable, Line, LineFull
+from services.cart.store import CartFull, CartStore, Line, LineFull
 from services.common.app import ServiceApp, error_response, flags
 from services.common.aws import dynamodb_resource
 from services.common.config import ServiceSettings
@@ -17,7 +15,6 @@ from services.common.contracts import AddItem, Cart, CartLine, valid_user_id
 from services.common.flag_contract import Flag
 from services.common.openapi import answers, no_content
 
-log = logging.getLogger(__name__)
 meter = metrics.get_meter(__name__)
 units_added = meter.create_counter("app.cart.units_added", description="Units added to carts")
 
@@ -74,11 +71,6 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     async def invalid_user_id(error: InvalidUserId) -> Response:
         message = "must be 1 to 64 characters from A-Z, a-z, 0-9, _ and -"
         return error_response(400, "invalid user_id", [{"field": "user_id", "message": message}])
-
-    @app.errorhandler(CartStoreUnavailable)
-    async def store_unavailable(error: CartStoreUnavailable) -> Response:
-        log.warning("cart store unavailable: %s", error)
-        return error_response(503, f"cart store unavailable: {error}")
 
     @app.get("/carts/<id:user_id>")
     @answers(503)

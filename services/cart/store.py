@@ -9,15 +9,16 @@ that would pass either bound is refused by the same conditional update, so it ch
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from services.common.aws import dynamodb_span, error_code
+from services.common.aws import THROTTLED_RETRY_AFTER, dynamodb_call, error_code
 from services.common.contracts import MAX_LINE_QUANTITY
+from services.common.unavailable import Unavailable
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource, Table
@@ -26,10 +27,7 @@ if TYPE_CHECKING:
 MAX_LINES = 100
 ADD_ATTEMPTS = 3
 CONDITION_FAILED = "ConditionalCheckFailedException"
-
-
-class CartStoreUnavailable(Exception):
-    """DynamoDB could not be reached or refused the call."""
+STORE = "cart store"
 
 
 class CartFull(Exception):
@@ -80,7 +78,9 @@ class CartStore:
                 return _lines(item)
             if await self._create(user_id, product_id, quantity):
                 return [Line(product_id, quantity)]
-        raise CartStoreUnavailable(f"the cart of {user_id} kept changing; try again")
+        raise Unavailable(
+            f"{STORE} unavailable: the cart of {user_id} kept changing; try again", THROTTLED_RETRY_AFTER
+        )
 
     async def empty(self, user_id: str) -> None:
         with self._call("DeleteItem"):
@@ -142,16 +142,9 @@ class CartStore:
                 return False
         return True
 
-    @contextmanager
-    def _call(self, operation: str) -> Iterator[None]:
-        """A client span for one DynamoDB call; AWS failures become `CartStoreUnavailable`."""
-        with dynamodb_span(operation, self.table_name):
-            try:
-                yield
-            except ClientError as err:
-                raise CartStoreUnavailable(f"DynamoDB {operation} failed: {error_code(err)}") from err
-            except BotoCoreError as err:
-                raise CartStoreUnavailable(f"DynamoDB {operation} failed: {err}") from err
+    def _call(self, operation: str) -> AbstractContextManager[None]:
+        """One DynamoDB call on the table; what fails after the SDK's retries is `DynamoDBUnavailable`."""
+        return dynamodb_call(operation, self.table_name, STORE)
 
 
 def _lines(item: Mapping[str, Any]) -> list[Line]:

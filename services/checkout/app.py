@@ -6,6 +6,7 @@ gets the first attempt's answer (see `services.checkout.idempotency`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
@@ -17,7 +18,6 @@ from quart_schema import validate_headers, validate_request, validate_response
 
 from services.checkout.idempotency import (
     CheckoutLog,
-    CheckoutsUnavailable,
     KeyReused,
     Outcome,
     StillRunning,
@@ -34,7 +34,7 @@ from services.checkout.order import (
     extra_copies,
 )
 from services.common.app import ServiceApp, error_response, flags
-from services.common.aws import dynamodb_resource
+from services.common.aws import DynamoDBUnavailable, dynamodb_resource
 from services.common.config import ServiceSettings
 from services.common.contracts import CheckoutRequest, Order
 from services.common.flag_contract import Flag
@@ -43,6 +43,7 @@ from services.common.idempotency import IDEMPOTENCY_HEADER, IdempotencyHeaders
 from services.common.kafka import Publisher
 from services.common.openapi import ErrorBody, answers
 
+log = logging.getLogger(__name__)
 meter = metrics.get_meter(__name__)
 orders_counter = meter.create_counter("app.checkout.orders", description="Checkouts by result")
 
@@ -112,10 +113,6 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     async def kafka_reachable() -> None:
         await connections().publisher.ping()
 
-    @app.errorhandler(CheckoutsUnavailable)
-    async def checkouts_unavailable(error: CheckoutsUnavailable) -> Response:
-        return error_response(503, f"checkouts table unavailable: {error}")
-
     @app.post("/checkout")
     @validate_request(CheckoutRequest)
     @validate_headers(IdempotencyHeaders)
@@ -142,7 +139,11 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         except (UpstreamUnavailable, UpstreamRejected):
             await checkouts.release(claimed)  # nothing was published: a retry runs it again
             raise
-        await checkouts.finish(claimed, outcome)
+        try:
+            await checkouts.finish(claimed, outcome)
+        except DynamoDBUnavailable as err:  # the order stands: answer it, store the answer when DynamoDB can
+            log.warning("checkout %s answered %d before its answer was stored: %s", key, outcome.status, err)
+            app.add_background_task(checkouts.finish_later, claimed, outcome)
         return answer(outcome)
 
     async def attempt(data: CheckoutRequest, order_id: str) -> Outcome:

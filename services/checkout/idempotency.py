@@ -7,6 +7,10 @@ lease_until, expires_at, status, body}`:
 - when it ends it stores its answer (`state` "done", `status`, `body`), if its claim still stands;
 - an attempt that failed on a peer before publishing releases its key, so a retry runs again (a charge
   it may have taken is keyed by the same order id, `order_id_for`, so payment does not take it twice);
+- when DynamoDB fails (throttled or unreachable even after the SDK's retries) the call raises
+  `DynamoDBUnavailable`, a 503: a claim that fails charges nothing; an answer that cannot be stored is
+  stored again in the background until the claim's lease ends (`finish_later`), and a release that fails
+  leaves the claim to run out its lease;
 - the answers kept are final ones: the order, a refusal (400) and an order not published, whose charge was
   voided (503; a new attempt needs a new key);
 - a retry of a finished attempt gets the stored answer; a retry of a running one waits for it (polling,
@@ -23,16 +27,15 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from services.common.aws import dynamodb_span, error_code
+from services.common.aws import DynamoDBUnavailable, dynamodb_call, error_code
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource, Table
@@ -43,14 +46,13 @@ KEY_ATTRIBUTE = "checkout_key"
 TTL_ATTRIBUTE = "expires_at"
 CONDITION_FAILED = "ConditionalCheckFailedException"
 POLL_SECONDS = 0.1
+#: how often `finish_later` tries again to store an answer
+FINISH_RETRY_SECONDS = 1.0
+STORE = "checkouts table"
 #: the namespace of the order ids derived from checkout keys
 ORDER_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://shopstack.example/checkout-keys")
 
 RUNNING, DONE = "running", "done"
-
-
-class CheckoutsUnavailable(Exception):
-    """DynamoDB could not be reached or refused the call."""
 
 
 class KeyReused(Exception):
@@ -166,19 +168,37 @@ class CheckoutLog:
                     raise
                 log.warning("checkout %s was taken over by a retry; its answer is the retry's", claim.key)
 
-    async def release(self, claim: Claim) -> None:
-        """Forget the attempt holding `claim` (it changed nothing), so that a retry runs again."""
-        with self._call("DeleteItem"):
+    async def finish_later(self, claim: Claim, outcome: Outcome) -> None:
+        """`finish`, tried every `FINISH_RETRY_SECONDS` while DynamoDB fails, until the claim's lease ends
+        (after that a retry may take the key over, and the answer is the retry's)."""
+        deadline = time.monotonic() + self.lease_seconds
+        while True:
+            await asyncio.sleep(FINISH_RETRY_SECONDS)
             try:
-                await self.table.delete_item(
-                    Key={KEY_ATTRIBUTE: claim.key},
-                    ConditionExpression="#token = :token",
-                    ExpressionAttributeNames={"#token": "token"},
-                    ExpressionAttributeValues={":token": claim.token},
-                )
-            except ClientError as err:
-                if error_code(err) != CONDITION_FAILED:
-                    raise
+                await self.finish(claim, outcome)
+            except DynamoDBUnavailable as err:
+                if time.monotonic() < deadline:
+                    continue
+                log.error("the answer of checkout %s was never stored: %s", claim.key, err)
+            return
+
+    async def release(self, claim: Claim) -> None:
+        """Forget the attempt holding `claim` (it changed nothing), so that a retry runs again; when DynamoDB
+        fails, the claim stays until its lease ends (a retry waits for it, then takes it over)."""
+        try:
+            with self._call("DeleteItem"):
+                try:
+                    await self.table.delete_item(
+                        Key={KEY_ATTRIBUTE: claim.key},
+                        ConditionExpression="#token = :token",
+                        ExpressionAttributeNames={"#token": "token"},
+                        ExpressionAttributeValues={":token": claim.token},
+                    )
+                except ClientError as err:
+                    if error_code(err) != CONDITION_FAILED:
+                        raise
+        except DynamoDBUnavailable as err:
+            log.warning("checkout %s keeps its key until its lease ends: %s", claim.key, err)
 
     async def _put_claim(self, claim: Claim, body_fingerprint: str) -> bool:
         """Claim the key: True unless another attempt holds it (or its answer is stored)."""
@@ -221,16 +241,9 @@ class CheckoutLog:
         item = response.get("Item")
         return dict(item) if item is not None else None
 
-    @contextmanager
-    def _call(self, operation: str) -> Iterator[None]:
-        """A client span for one DynamoDB call; AWS failures become `CheckoutsUnavailable`."""
-        with dynamodb_span(operation, self.table_name):
-            try:
-                yield
-            except ClientError as err:
-                raise CheckoutsUnavailable(f"DynamoDB {operation} failed: {error_code(err)}") from err
-            except BotoCoreError as err:
-                raise CheckoutsUnavailable(f"DynamoDB {operation} failed: {err}") from err
+    def _call(self, operation: str) -> AbstractContextManager[None]:
+        """One DynamoDB call on the table; what fails after the SDK's retries is `DynamoDBUnavailable`."""
+        return dynamodb_call(operation, self.table_name, STORE)
 
 
 def _number(seconds: float) -> Decimal:

@@ -1,11 +1,12 @@
 """The Quart application every service is built on.
 
 `ServiceApp` adds what all nine services share: JSON errors that name the bad field, JSON bodies of a
-bounded size read strictly (see `bodies`), `/healthz`, `/readyz` (running the service's own readiness
-checks), `/metrics`, `/drain` (lame-duck draining for a preStop hook, see `draining`), an OpenAPI
-document at `/openapi.json` that lists every answer (see `openapi`), traced requests named by their
-route template, the build's version in every response (`X-Service-Version`), feature flags loaded before
-serving, and resources (clients, consumers) closed in reverse order when the service stops.
+bounded size read strictly (see `bodies`), 503s with a `Retry-After` for what is `Unavailable` for now,
+`/healthz`, `/readyz` (running the service's own readiness checks), `/metrics`, `/drain` (lame-duck
+draining for a preStop hook, see `draining`), an OpenAPI document at `/openapi.json` that lists every
+answer (see `openapi`), traced requests named by their route template, the build's version in every
+response (`X-Service-Version`), feature flags loaded before serving, and resources (clients, consumers)
+closed in reverse order when the service stops.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from services.common.flags import FeatureFlags
 from services.common.http import UpstreamRejected, UpstreamUnavailable
 from services.common.openapi import ErrorBody, IdConverter, ServiceOpenAPI
 from services.common.telemetry import setup_telemetry
+from services.common.unavailable import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,13 @@ class ServiceApp(Quart):
         async def upstream_unavailable(error: UpstreamUnavailable) -> Response:
             log.warning("upstream unavailable: %s", error)
             return error_response(503, str(error))
+
+        @self.errorhandler(Unavailable)
+        async def unavailable(error: Unavailable) -> Response:
+            log.warning("answering 503: %s", error)
+            response = error_response(503, str(error))
+            response.headers["Retry-After"] = str(error.retry_after)
+            return response
 
         @self.errorhandler(UpstreamRejected)
         async def upstream_rejected(error: UpstreamRejected) -> Response:

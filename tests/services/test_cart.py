@@ -1,8 +1,11 @@
-"""cart over HTTP: carts kept in the real DynamoDB table, atomic adds, every rejection and both flags."""
+"""cart over HTTP: carts kept in the real DynamoDB table, atomic adds, every rejection, both flags, and
+DynamoDB throttling or unreachable (retried unseen when short, a clear 503 that changes nothing when long)."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -10,7 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from services.common.aws import MAX_ATTEMPTS
 from services.common.flag_contract import Flag
+from tests.services.own_process import own_process
+from tests.support.dynamodb_faults import DynamoDBFaults, dynamodb_faults
 from tests.support.shop import CART_TABLE, FlagsFile, Shop
 
 TELESCOPE = "OLJCESPC7Z"
@@ -174,3 +180,100 @@ def test_failed_readiness_probe_makes_the_cart_unready_while_on(
 def test_the_openapi_document_describes_the_cart_api(cart: httpx.Client) -> None:
     paths = cart.get("/openapi.json").json()["paths"]
     assert {"/carts/{user_id}", "/carts/{user_id}/items"} <= set(paths)
+
+
+# DynamoDB throttling or unreachable: the cart behind a fault-injecting proxy to the same emulator
+
+THROTTLED_MESSAGE = (
+    f"cart store unavailable: DynamoDB is throttling requests (ProvisionedThroughputExceededException) "
+    f"on table {CART_TABLE}; try again"
+)
+#: a 503 comes after the SDK's attempts and backoff (at most 1 + 2 s), not after a hang
+UNAVAILABLE_WITHIN_SECONDS = 8.0
+
+
+@pytest.fixture(scope="module")
+def faults(aws_env: dict[str, str]) -> Iterator[DynamoDBFaults]:
+    with dynamodb_faults(aws_env["AWS_ENDPOINT_URL"]) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def cart_behind_faults(shop: Shop, faults: DynamoDBFaults) -> Iterator[httpx.Client]:
+    """A cart process of its own whose DynamoDB calls go through `faults`."""
+    with (
+        own_process(shop, "cart", AWS_ENDPOINT_URL=faults.url) as process,
+        httpx.Client(base_url=process.url, timeout=30) as client,
+    ):
+        yield client
+
+
+def stored_lines(dynamodb: Any, user: str) -> dict[str, int]:
+    """The user's cart as the table holds it, read around the proxy."""
+    item = dynamodb.Table(CART_TABLE).get_item(Key={"user_id": user}, ConsistentRead=True).get("Item", {})
+    return {product_id: int(quantity) for product_id, quantity in item.get("items", {}).items()}
+
+
+def assert_unavailable(response: httpx.Response, message: str, started: float) -> None:
+    assert time.monotonic() - started < UNAVAILABLE_WITHIN_SECONDS
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == message
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_a_short_throttle_of_dynamodb_is_retried_unseen_and_the_add_counted_once(
+    cart_behind_faults: httpx.Client, faults: DynamoDBFaults, user: str, dynamodb: Any
+) -> None:
+    add(cart_behind_faults, user, TELESCOPE, 2)
+    before = faults.throttled
+
+    with faults.throttling(MAX_ATTEMPTS - 1):
+        response = add(cart_behind_faults, user, TELESCOPE, 3)
+
+    assert faults.throttled - before == MAX_ATTEMPTS - 1
+    assert response.status_code == 200
+    assert response.json()["items"] == [{"product_id": TELESCOPE, "quantity": 5}]
+    assert stored_lines(dynamodb, user) == {TELESCOPE: 5}
+
+
+def test_a_long_throttle_is_a_503_naming_dynamodb_that_changes_nothing_until_it_ends(
+    cart_behind_faults: httpx.Client, faults: DynamoDBFaults, user: str, dynamodb: Any
+) -> None:
+    add(cart_behind_faults, user, TELESCOPE, 1)
+    before = faults.throttled
+
+    with faults.throttling():
+        started = time.monotonic()
+        response = add(cart_behind_faults, user, TELESCOPE, 2)
+        assert_unavailable(response, THROTTLED_MESSAGE, started)
+        assert faults.throttled - before == MAX_ATTEMPTS, "the SDK did not retry with its standard budget"
+        started = time.monotonic()
+        assert_unavailable(cart_behind_faults.get(f"/carts/{user}"), THROTTLED_MESSAGE, started)
+        assert stored_lines(dynamodb, user) == {TELESCOPE: 1}
+
+    assert add(cart_behind_faults, user, TELESCOPE, 2).status_code == 200
+    assert lines(cart_behind_faults, user) == {TELESCOPE: 3}
+    assert stored_lines(dynamodb, user) == {TELESCOPE: 3}
+
+
+def test_dynamodb_unreachable_is_a_quick_503_and_the_cart_works_again_when_it_is_back(
+    cart_behind_faults: httpx.Client, faults: DynamoDBFaults, user: str, dynamodb: Any
+) -> None:
+    add(cart_behind_faults, user, REFRACTOR, 1)
+
+    faults.stop()
+    try:
+        started = time.monotonic()
+        response = add(cart_behind_faults, user, REFRACTOR, 1)
+        assert_unavailable(
+            response,
+            f"cart store unavailable: DynamoDB cannot be reached (EndpointConnectionError) "
+            f"on table {CART_TABLE}; try again",
+            started,
+        )
+    finally:
+        faults.start()
+
+    assert stored_lines(dynamodb, user) == {REFRACTOR: 1}
+    assert add(cart_behind_faults, user, REFRACTOR, 1).status_code == 200
+    assert lines(cart_behind_faults, user) == {REFRACTOR: 2}

@@ -1,6 +1,8 @@
 """checkout over HTTP with real cart, product-catalog and payment processes, the real `orders` topic and
 its checkouts table in the real AWS emulator: the order flow, every rejection, what each failure flag does
-to an order, retries under an `Idempotency-Key`, and readiness that does not follow the peers'."""
+to an order, retries under an `Idempotency-Key`, readiness that does not follow the peers', and DynamoDB
+throttling or unreachable under the checkouts table (retried unseen when short, a 503 that charges nothing
+when long)."""
 
 from __future__ import annotations
 
@@ -20,10 +22,13 @@ import httpx
 import pytest
 
 from services.checkout.shipping import shipping_cost
+from services.common.aws import MAX_ATTEMPTS
 from services.common.flag_contract import Flag
 from services.common.money import Money
 from sim.supervisor.process import ManagedProcess, free_port, http_ok
 from sim.telemetry.client import TelemetryQuery
+from tests.services.own_process import OwnProcess, own_process
+from tests.support.dynamodb_faults import DynamoDBFaults, dynamodb_faults
 from tests.support.kafka import start_tansu
 from tests.support.orders_topic import OrdersTopic
 from tests.support.shop import CHECKOUTS_TABLE, HOST, FlagsFile, Shop
@@ -509,3 +514,156 @@ def test_the_openapi_document_describes_the_checkout_api(checkout: httpx.Client)
     created = operation["responses"]["201"]["content"]["application/json"]["schema"]
     assert (request["title"], created["title"]) == ("CheckoutRequest", "Order")
     assert set(request["required"]) == {"user_id", "email", "address", "credit_card"}
+
+
+# DynamoDB throttling or unreachable: a checkout whose checkouts table is behind a fault-injecting proxy
+
+
+@pytest.fixture(scope="module")
+def faults(aws_env: dict[str, str]) -> Iterator[DynamoDBFaults]:
+    with dynamodb_faults(aws_env["AWS_ENDPOINT_URL"]) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def checkout_process(shop: Shop, checkout: httpx.Client, faults: DynamoDBFaults) -> Iterator[OwnProcess]:
+    """A checkout process of its own, wired to the shop's peers, whose DynamoDB calls go through `faults`."""
+    with own_process(shop, "checkout", AWS_ENDPOINT_URL=faults.url) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def checkout_behind_faults(checkout_process: OwnProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=checkout_process.url, timeout=30) as client:
+        yield client
+
+
+def checkout_state(dynamodb: Any, user: str, key: str) -> str | None:
+    """The state of `key` in the checkouts table ("running", "done"; None: no item), read around the proxy."""
+    table = dynamodb.Table(CHECKOUTS_TABLE)
+    item = table.get_item(Key={"checkout_key": f"{user}/{key}"}, ConsistentRead=True).get("Item")
+    return None if item is None else str(item["state"])
+
+
+def assert_not_charged(telemetry: TelemetryQuery, checkout: OwnProcess, trace_id: str) -> None:
+    telemetry.wait_for_spans(trace_id=trace_id, service=checkout.telemetry_name, kind="SERVER", timeout=30)
+    assert not [s for s in telemetry.trace(trace_id) if s.service == "payment"], "payment was called"
+
+
+def test_a_short_throttle_of_the_checkouts_table_is_retried_unseen(
+    checkout_behind_faults: httpx.Client,
+    faults: DynamoDBFaults,
+    cart: httpx.Client,
+    orders: OrdersTopic,
+    dynamodb: Any,
+    user: str,
+) -> None:
+    fill(cart, user, (EXPLORASCOPE, 1))
+    mark, key, before = orders.mark(), str(uuid.uuid4()), faults.throttled
+
+    with faults.throttling(MAX_ATTEMPTS - 1):
+        response, _ = keyed(checkout_behind_faults, order_body(user), key)
+
+    assert faults.throttled - before == MAX_ATTEMPTS - 1
+    assert response.status_code == 201, response.text
+    [(_, published)] = orders.orders_of(user, mark)
+    assert published.order_id == response.json()["order_id"]
+    assert cart_lines(cart, user) == {}
+    assert checkout_state(dynamodb, user, key) == "done"
+
+
+def test_a_long_throttle_is_a_503_that_charges_nothing_and_the_same_checkout_then_places_one_order(
+    checkout_process: OwnProcess,
+    checkout_behind_faults: httpx.Client,
+    faults: DynamoDBFaults,
+    cart: httpx.Client,
+    orders: OrdersTopic,
+    telemetry: TelemetryQuery,
+    dynamodb: Any,
+    user: str,
+) -> None:
+    lines = fill(cart, user, (COMET_BOOK, 2))
+    mark, key = orders.mark(), str(uuid.uuid4())
+
+    with faults.throttling():
+        started = time.monotonic()
+        refused, refused_trace = keyed(checkout_behind_faults, order_body(user), key)
+        assert time.monotonic() - started < 8
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"] == (
+        "checkouts table unavailable: DynamoDB is throttling requests "
+        f"(ProvisionedThroughputExceededException) on table {CHECKOUTS_TABLE}; try again"
+    )
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert_not_charged(telemetry, checkout_process, refused_trace)
+    assert orders.orders_of(user, mark) == []
+    assert cart_lines(cart, user) == lines
+    assert checkout_state(dynamodb, user, key) is None
+
+    placed, _ = keyed(checkout_behind_faults, order_body(user), key)
+
+    assert placed.status_code == 201, placed.text
+    [(_, published)] = orders.orders_of(user, mark)
+    assert published.order_id == placed.json()["order_id"]
+    assert [(item.product_id, item.quantity) for item in published.items] == [(COMET_BOOK, 2)]
+    assert cart_lines(cart, user) == {}
+
+
+def test_an_order_placed_while_its_answer_cannot_be_stored_is_answered_and_its_answer_stored_later(
+    checkout_behind_faults: httpx.Client,
+    faults: DynamoDBFaults,
+    cart: httpx.Client,
+    orders: OrdersTopic,
+    dynamodb: Any,
+    user: str,
+) -> None:
+    fill(cart, user, (EXPLORASCOPE, 1))
+    mark, key = orders.mark(), str(uuid.uuid4())
+
+    with faults.throttling(operations=frozenset({"UpdateItem"})):  # the claim goes through, the answer not
+        placed, _ = keyed(checkout_behind_faults, order_body(user), key)
+        assert placed.status_code == 201, placed.text
+        assert checkout_state(dynamodb, user, key) == "running"
+
+    eventually(
+        lambda: checkout_state(dynamodb, user, key) == "done",
+        timeout=10,
+        what="the answer stored once DynamoDB takes writes again",
+    )
+    replayed, _ = keyed(checkout_behind_faults, order_body(user), key)
+    assert replayed.status_code == 201
+    assert replayed.json() == placed.json()
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    [(_, published)] = orders.orders_of(user, mark)
+    assert published.order_id == placed.json()["order_id"]
+
+
+def test_dynamodb_unreachable_is_a_quick_503_that_places_nothing_and_checkout_works_again_when_it_is_back(
+    checkout_behind_faults: httpx.Client,
+    faults: DynamoDBFaults,
+    cart: httpx.Client,
+    orders: OrdersTopic,
+    user: str,
+) -> None:
+    lines = fill(cart, user, (STARSENSE, 1))
+    mark, key = orders.mark(), str(uuid.uuid4())
+
+    faults.stop()
+    try:
+        started = time.monotonic()
+        refused, _ = keyed(checkout_behind_faults, order_body(user), key)
+        assert time.monotonic() - started < 8
+    finally:
+        faults.start()
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"] == (
+        "checkouts table unavailable: DynamoDB cannot be reached (EndpointConnectionError) "
+        f"on table {CHECKOUTS_TABLE}; try again"
+    )
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert orders.orders_of(user, mark) == []
+    assert cart_lines(cart, user) == lines
+    assert keyed(checkout_behind_faults, order_body(user), key)[0].status_code == 201
+    assert len(orders.orders_of(user, mark)) == 1
