@@ -29,6 +29,7 @@ from sim.supervisor.process import free_port
 from tests.conftest import BuiltImage
 from tests.support.cluster import Cluster, get_json, start_cluster
 from tests.support.images import BuildFailed, build_images
+from tests.support.signals import interruptible
 from tests.support.waiting import eventually
 from tests.unit.model_configs import LOCAL, find
 
@@ -165,6 +166,7 @@ def forwarded(deployed: Cluster) -> Iterator[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         assert process.stdout is not None

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sim.supervisor.state import marked_processes, read_state
+from tests.support.signals import interruptible
 from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +33,7 @@ def test_an_interrupted_suite_run_stops_its_local_cloud(tmp_path: Path, interrup
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=interruptible,
     )
 
     try:

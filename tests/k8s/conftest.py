@@ -14,6 +14,7 @@ import pytest
 
 from sim.k8s.kubeconfig import write_kubeconfig
 from sim.supervisor.process import ManagedProcess, free_port, http_ok
+from tests.support.signals import interruptible
 
 HOST = "127.0.0.1"
 KUBECTL_CANDIDATES = ("/usr/lib/google-cloud-sdk/bin/kubectl.1.30", "kubectl.1.30", "kubectl")
@@ -88,6 +89,7 @@ class Kubectl:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=interruptible,
         )
 
 

@@ -32,6 +32,7 @@ from containers.nodestore import ImageStore
 from sim.supervisor.process import free_port
 from tests.conftest import BuiltImage
 from tests.support.cluster import Cluster, get_json, payment_container, poll, start_cluster
+from tests.support.signals import interruptible
 
 POD_CIDR = "127.111.0.0/16"
 POD = "shop"
@@ -408,6 +409,7 @@ def _port_forward(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
 
 
