@@ -61,7 +61,8 @@ class OrdersLedger:
                     return None
                 raise
         item = response.get("Item")
-        return None if item is None else RecordedOrder.model_validate(item)
+        # DynamoDB's numbers are Decimals: lax here, where Money is strict about the JSON it is sent
+        return None if item is None else RecordedOrder.model_validate(item, strict=False)
 
     async def ping(self) -> None:
         """Raise unless the table exists and answers (untraced: readiness probes would flood traces)."""
