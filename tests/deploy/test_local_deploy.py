@@ -22,11 +22,18 @@ import pytest
 
 from sim.pytest_plugin import LocalCloud, running_local_cloud
 from tests.k8s.conftest import kubectl_binary
-from tests.support.pyinfra_run import PYINFRA, REPO, Run, emulator_client, run_pyinfra
+from tests.support.pyinfra_run import (
+    LOCAL_INVENTORY,
+    PYINFRA,
+    REPO,
+    Run,
+    emulator_client,
+    local_pyinfra,
+    run_pyinfra,
+)
 from tests.support.shopper import Shopper
 from tests.support.waiting import eventually
 
-LOCAL_INVENTORY = REPO / "inventory" / "local.py"
 DEPLOY = REPO / "deploy.py"
 TEARDOWN = REPO / "teardown.py"
 NAMESPACE = "shopstack"
@@ -179,21 +186,6 @@ def lock_holder(cloud: LocalCloud) -> dict[str, Any] | None:
     return items[0] if items else None
 
 
-def pyinfra_cli(env: dict[str, str], *args: str) -> Run:
-    """`pyinfra -y inventory/local.py ARGS`: an ad-hoc operation or a fact."""
-    done = subprocess.run(
-        [str(PYINFRA), "-y", str(LOCAL_INVENTORY), *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
-
-
 def start_deploy(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(PYINFRA), "-y", str(LOCAL_INVENTORY), str(DEPLOY), *args],
@@ -256,7 +248,7 @@ def flag_variant(cloud: LocalCloud, flag: str) -> str:
 def test_a_flag_set_ad_hoc_reaches_the_shop_and_outlives_the_next_deploy(
     first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud
 ) -> None:
-    on = pyinfra_cli(env, "infra.ops.set_flag", "flag=cartFailure", "value=on")
+    on = local_pyinfra(env, "infra.ops.set_flag", "flag=cartFailure", "value=on")
     assert on.returncode == 0, on.output[-3000:]
     assert flag_variant(cloud, "cartFailure") == "on"
     shopper = Shopper(cloud.alb)
@@ -267,12 +259,12 @@ def test_a_flag_set_ad_hoc_reaches_the_shop_and_outlives_the_next_deploy(
     assert "Kubernetes: apply" not in redeploy.changed()
     assert flag_variant(cloud, "cartFailure") == "on"
 
-    off = pyinfra_cli(env, "infra.ops.set_flag", "flag=cartFailure", "value=off")
+    off = local_pyinfra(env, "infra.ops.set_flag", "flag=cartFailure", "value=off")
     assert off.returncode == 0, off.output[-3000:]
     assert flag_variant(cloud, "cartFailure") == "off"
     assert eventually(lambda: shopper.add(TELESCOPE).status_code < 300, timeout=30, what="cart working again")
 
-    unknown = pyinfra_cli(env, "infra.ops.set_flag", "flag=noSuchFlag", "value=on")
+    unknown = local_pyinfra(env, "infra.ops.set_flag", "flag=noSuchFlag", "value=on")
     assert unknown.returncode != 0
     assert "unknown flag 'noSuchFlag'" in unknown.output
 
@@ -287,17 +279,17 @@ def test_a_service_scaled_ad_hoc_keeps_its_count_through_the_next_deploy_and_res
     first_deploy: Run, workdir: Path, env: dict[str, str], cloud: LocalCloud
 ) -> None:
     replicas = "jsonpath={.spec.replicas}"
-    scaled = pyinfra_cli(env, "infra.ops.scale", "service=accounting", "replicas=2")
+    scaled = local_pyinfra(env, "infra.ops.scale", "service=accounting", "replicas=2")
     assert scaled.returncode == 0, scaled.output[-3000:]
     assert kubectl(cloud, "get", "deployment/accounting-blue", "-o", replicas) == "2"
     redeploy = deploy(workdir, env)
     assert redeploy.returncode == 0, redeploy.output[-3000:]
     assert kubectl(cloud, "get", "deployment/accounting-blue", "-o", replicas) == "2"
-    back = pyinfra_cli(env, "infra.ops.scale", "service=accounting", "replicas=1")
+    back = local_pyinfra(env, "infra.ops.scale", "service=accounting", "replicas=1")
     assert back.returncode == 0, back.output[-3000:]
 
     before = serving_pods(cloud, "payment")
-    restarted = pyinfra_cli(env, "infra.ops.restart", "service=payment")
+    restarted = local_pyinfra(env, "infra.ops.restart", "service=payment")
     assert restarted.returncode == 0, restarted.output[-3000:]
     after = serving_pods(cloud, "payment")
     assert after
@@ -309,7 +301,7 @@ def test_the_load_generators_users_set_ad_hoc_replace_its_pod_and_outlive_the_ne
 ) -> None:
     users = "jsonpath={.data.LOCUST_USERS}"
     before = serving_pods(cloud, "load-generator")
-    loaded = pyinfra_cli(env, "infra.ops.load", "users=2")
+    loaded = local_pyinfra(env, "infra.ops.load", "users=2")
     assert loaded.returncode == 0, loaded.output[-3000:]
     assert kubectl(cloud, "get", "configmap/load-generator-config", "-o", users) == "2"
     assert serving_pods(cloud, "load-generator").isdisjoint(before)
@@ -318,10 +310,10 @@ def test_the_load_generators_users_set_ad_hoc_replace_its_pod_and_outlive_the_ne
     assert redeploy.returncode == 0, redeploy.output[-3000:]
     assert kubectl(cloud, "get", "configmap/load-generator-config", "-o", users) == "2"
 
-    idle = pyinfra_cli(env, "infra.ops.load", "users=0")
+    idle = local_pyinfra(env, "infra.ops.load", "users=0")
     assert idle.returncode == 0, idle.output[-3000:]
     assert kubectl(cloud, "get", "configmap/load-generator-config", "-o", users) == "0"
-    refused = pyinfra_cli(env, "infra.ops.load", "users=-1")
+    refused = local_pyinfra(env, "infra.ops.load", "users=-1")
     assert refused.returncode != 0
     assert "users takes a whole number" in refused.output
 
@@ -329,7 +321,7 @@ def test_the_load_generators_users_set_ad_hoc_replace_its_pod_and_outlive_the_ne
 def test_the_deploy_record_names_the_revision_the_images_and_what_changed(
     first_deploy: Run, env: dict[str, str], shop_images: Path
 ) -> None:
-    shown = pyinfra_cli(env, "fact", "infra.aws.record.LatestRecord")
+    shown = local_pyinfra(env, "fact", "infra.aws.record.LatestRecord")
     assert shown.returncode == 0, shown.output[-3000:]
     images = json.loads((shop_images / "images.json").read_text())
     assert images["payment"].split("@")[1] in shown.output

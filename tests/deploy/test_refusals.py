@@ -9,15 +9,13 @@ operations' account check).
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
 from infra.known import MOST_REPLICAS
 from sim.supervisor.state import CloudState, ComponentRecord, start_time
-from tests.support.pyinfra_run import PYINFRA, REPO, Run, emulator_client
+from tests.support.pyinfra_run import REPO, Run, emulator_client, local_pyinfra
 
-LOCAL_INVENTORY = REPO / "inventory" / "local.py"
 DEPLOY = REPO / "deploy.py"
 
 
@@ -31,21 +29,6 @@ def env(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     settings = tmp_path_factory.mktemp("settings") / "settings.toml"
     settings.write_text("prometheus = false\n")  # chosen: the inventory prints no note on its binary
     return {"SHOPSTACK_SIM_STATE": str(state_dir), "SHOPSTACK_SETTINGS": str(settings)}
-
-
-def pyinfra(env: dict[str, str], *args: str) -> Run:
-    """`pyinfra -y inventory/local.py ARGS`, as a user runs it from the repository."""
-    done = subprocess.run(
-        [str(PYINFRA), "-y", str(LOCAL_INVENTORY), *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
 
 
 def refused(run: Run, line: str) -> None:
@@ -66,7 +49,7 @@ def nothing_made(moto_endpoint: str) -> bool:
 def test_a_deploy_with_a_misspelt_data_key_stops_naming_it_and_the_nearest_setting(
     env: dict[str, str], moto_endpoint: str
 ) -> None:
-    run = pyinfra(env, str(DEPLOY), "--data", "replcas={}")
+    run = local_pyinfra(env, str(DEPLOY), "--data", "replcas={}")
     refused(run, "settings: unknown setting 'replcas' (did you mean 'replicas'?)")
     assert nothing_made(moto_endpoint)
 
@@ -92,6 +75,6 @@ def test_a_deploy_with_a_misspelt_data_key_stops_naming_it_and_the_nearest_setti
 def test_an_operation_with_a_bad_argument_stops_naming_it_before_any_change(
     operation: tuple[str, ...], line: str, env: dict[str, str], moto_endpoint: str
 ) -> None:
-    run = pyinfra(env, *operation)
+    run = local_pyinfra(env, *operation)
     refused(run, line)
     assert nothing_made(moto_endpoint)

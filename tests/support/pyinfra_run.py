@@ -15,6 +15,7 @@ import boto3
 
 REPO = Path(__file__).resolve().parents[2]
 PYINFRA = Path(sys.executable).with_name("pyinfra")
+LOCAL_INVENTORY = REPO / "inventory" / "local.py"
 ACCOUNT_ID = "123456789012"
 
 
@@ -107,3 +108,19 @@ def run_pyinfra(
         check=False,
     )
     return Run(completed.returncode, completed.stdout, completed.stderr)
+
+
+def local_pyinfra(env: dict[str, str], *args: str, timeout: float = 600) -> Run:
+    """`pyinfra -y inventory/local.py ARGS` (an ad-hoc operation, a fact, a deploy), as a user runs it from
+    the repository, with `env` added (the local cloud's state directory, a settings file)."""
+    done = subprocess.run(
+        [str(PYINFRA), "-y", str(LOCAL_INVENTORY), *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
