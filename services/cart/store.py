@@ -10,24 +10,18 @@ that would pass either bound is refused by the same conditional update, so it ch
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
-from services.common.aws import THROTTLED_RETRY_AFTER, dynamodb_call, error_code
+from services.common.aws import THROTTLED_RETRY_AFTER, ServiceTable, error_code
 from services.common.contracts import MAX_LINE_QUANTITY
 from services.common.unavailable import Unavailable
-
-if TYPE_CHECKING:
-    from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource, Table
-
 
 MAX_LINES = 100
 ADD_ATTEMPTS = 3
 CONDITION_FAILED = "ConditionalCheckFailedException"
-STORE = "cart store"
 
 
 class CartFull(Exception):
@@ -44,29 +38,13 @@ class Line:
     quantity: int
 
 
-class CartStore:
+class CartStore(ServiceTable):
     """The carts table; `use` it with an open DynamoDB resource before the first call."""
 
-    def __init__(self, table_name: str) -> None:
-        self.table_name = table_name
-        self._table: Table | None = None
-
-    async def use(self, dynamodb: DynamoDBServiceResource) -> None:
-        self._table = await dynamodb.Table(self.table_name)
-
-    @property
-    def table(self) -> Table:
-        if self._table is None:
-            raise RuntimeError("the cart store is not open")
-        return self._table
-
-    async def check(self) -> None:
-        """Raise unless the table exists and answers."""
-        with self._call("DescribeTable"):
-            await self.table.meta.client.describe_table(TableName=self.table_name)
+    store = "cart store"
 
     async def lines(self, user_id: str) -> list[Line]:
-        with self._call("GetItem"):
+        with self.call("GetItem"):
             response = await self.table.get_item(Key={"user_id": user_id}, ConsistentRead=True)
         return _lines(response.get("Item", {}))
 
@@ -79,11 +57,11 @@ class CartStore:
             if await self._create(user_id, product_id, quantity):
                 return [Line(product_id, quantity)]
         raise Unavailable(
-            f"{STORE} unavailable: the cart of {user_id} kept changing; try again", THROTTLED_RETRY_AFTER
+            f"{self.store} unavailable: the cart of {user_id} kept changing; try again", THROTTLED_RETRY_AFTER
         )
 
     async def empty(self, user_id: str) -> None:
-        with self._call("DeleteItem"):
+        with self.call("DeleteItem"):
             await self.table.delete_item(Key={"user_id": user_id})
 
     async def _add_to_existing(
@@ -91,7 +69,7 @@ class CartStore:
     ) -> Mapping[str, Any] | None:
         """The updated item, or None when the user has no cart yet; `CartFull` when no line is left,
         `LineFull` when the product's line has no room for `quantity` more."""
-        with self._call("UpdateItem"):
+        with self.call("UpdateItem"):
             try:
                 response = await self.table.update_item(
                     Key={"user_id": user_id},
@@ -130,7 +108,7 @@ class CartStore:
 
     async def _create(self, user_id: str, product_id: str, quantity: int) -> bool:
         """Create the cart with its first line; False when it exists already."""
-        with self._call("PutItem"):
+        with self.call("PutItem"):
             try:
                 await self.table.put_item(
                     Item={"user_id": user_id, "items": {product_id: quantity}},
@@ -141,10 +119,6 @@ class CartStore:
                     raise
                 return False
         return True
-
-    def _call(self, operation: str) -> AbstractContextManager[None]:
-        """One DynamoDB call on the table; what fails after the SDK's retries is `DynamoDBUnavailable`."""
-        return dynamodb_call(operation, self.table_name, STORE)
 
 
 def _lines(item: Mapping[str, Any]) -> list[Line]:

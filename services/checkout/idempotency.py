@@ -27,18 +27,14 @@ import hashlib
 import json
 import logging
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import NAMESPACE_URL, uuid4, uuid5
 
 from botocore.exceptions import ClientError
 
-from services.common.aws import DynamoDBUnavailable, dynamodb_call, error_code
-
-if TYPE_CHECKING:
-    from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource, Table
+from services.common.aws import DynamoDBUnavailable, ServiceTable, error_code
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +44,6 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 POLL_SECONDS = 0.1
 #: how often `finish_later` tries again to store an answer
 FINISH_RETRY_SECONDS = 1.0
-STORE = "checkouts table"
 #: the namespace of the order ids derived from checkout keys
 ORDER_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://shopstack.example/checkout-keys")
 
@@ -93,31 +88,18 @@ def fingerprint(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-class CheckoutLog:
+class CheckoutLog(ServiceTable):
     """The checkouts table; `use` it with an open DynamoDB resource before the first call."""
+
+    store = "checkouts table"
 
     def __init__(
         self, table_name: str, *, ttl_seconds: float, lease_seconds: float, wait_seconds: float
     ) -> None:
-        self.table_name = table_name
+        super().__init__(table_name)
         self.ttl_seconds = ttl_seconds
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
-        self._table: Table | None = None
-
-    async def use(self, dynamodb: DynamoDBServiceResource) -> None:
-        self._table = await dynamodb.Table(self.table_name)
-
-    @property
-    def table(self) -> Table:
-        if self._table is None:
-            raise RuntimeError("the checkout log is not open")
-        return self._table
-
-    async def check(self) -> None:
-        """Raise unless the table exists and answers."""
-        with self._call("DescribeTable"):
-            await self.table.meta.client.describe_table(TableName=self.table_name)
 
     async def claim(self, key: str, body_fingerprint: str) -> Claim | Outcome:
         """Hold `key` for this attempt, or the answer of the attempt that held it; `KeyReused` for another
@@ -140,7 +122,7 @@ class CheckoutLog:
 
     async def finish(self, claim: Claim, outcome: Outcome) -> None:
         """Store the answer of the attempt holding `claim`, for its retries."""
-        with self._call("UpdateItem"):
+        with self.call("UpdateItem"):
             try:
                 await self.table.update_item(
                     Key={KEY_ATTRIBUTE: claim.key},
@@ -186,7 +168,7 @@ class CheckoutLog:
         """Forget the attempt holding `claim` (it changed nothing), so that a retry runs again; when DynamoDB
         fails, the claim stays until its lease ends (a retry waits for it, then takes it over)."""
         try:
-            with self._call("DeleteItem"):
+            with self.call("DeleteItem"):
                 try:
                     await self.table.delete_item(
                         Key={KEY_ATTRIBUTE: claim.key},
@@ -203,7 +185,7 @@ class CheckoutLog:
     async def _put_claim(self, claim: Claim, body_fingerprint: str) -> bool:
         """Claim the key: True unless another attempt holds it (or its answer is stored)."""
         now = time.time()
-        with self._call("PutItem"):
+        with self.call("PutItem"):
             try:
                 await self.table.put_item(
                     Item={
@@ -236,14 +218,10 @@ class CheckoutLog:
         return True
 
     async def _get(self, key: str) -> dict[str, Any] | None:
-        with self._call("GetItem"):
+        with self.call("GetItem"):
             response = await self.table.get_item(Key={KEY_ATTRIBUTE: key}, ConsistentRead=True)
         item = response.get("Item")
         return dict(item) if item is not None else None
-
-    def _call(self, operation: str) -> AbstractContextManager[None]:
-        """One DynamoDB call on the table; what fails after the SDK's retries is `DynamoDBUnavailable`."""
-        return dynamodb_call(operation, self.table_name, STORE)
 
 
 def _number(seconds: float) -> Decimal:

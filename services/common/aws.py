@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import aioboto3
 from aiobotocore.config import AioConfig
@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind
 from services.common.unavailable import Unavailable
 
 if TYPE_CHECKING:
-    from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource
+    from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource, Table
 
 #: attempts at one call, the first included (botocore's `max_attempts` would count the retries only)
 MAX_ATTEMPTS = 3
@@ -101,3 +101,33 @@ def dynamodb_call(operation: str, table: str, store: str) -> Iterator[None]:
 
 def _message(store: str, table: str, reason: str) -> str:
     return f"{store} unavailable: {reason} on table {table}; try again"
+
+
+class ServiceTable:
+    """A DynamoDB table a service keeps its state in: `use` it with an open resource before the first
+    call; each call goes through `call`, so that what DynamoDB fails becomes a 503 naming `store`, what the
+    table is to the service's users ("cart store")."""
+
+    store: ClassVar[str]
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+        self._table: Table | None = None
+
+    async def use(self, dynamodb: DynamoDBServiceResource) -> None:
+        self._table = await dynamodb.Table(self.table_name)
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            raise RuntimeError(f"the {self.store} is not open")
+        return self._table
+
+    async def check(self) -> None:
+        """Raise unless the table exists and answers."""
+        with self.call("DescribeTable"):
+            await self.table.meta.client.describe_table(TableName=self.table_name)
+
+    def call(self, operation: str) -> AbstractContextManager[None]:
+        """One call on the table, in its client span (`dynamodb_call`)."""
+        return dynamodb_call(operation, self.table_name, self.store)
