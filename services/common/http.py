@@ -14,6 +14,8 @@ CONNECT_RETRIES = 2
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: the connection closed or was reset under a request that went out on it
 CONNECTION_LOST = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+#: attempts at an idempotent request whose connection is lost under it
+LOST_CONNECTION_ATTEMPTS = 3
 
 
 class UpstreamUnavailable(Exception):
@@ -56,15 +58,10 @@ class ServiceClient:
 
         A peer pod that is shutting down closes its idle keep-alive connections, and one may close just
         as a request goes out on it; an idempotent request that met such a close (or a reset) is sent
-        once more, on a new connection (which the Service no longer routes to that pod). A POST that
+        again (`_send`), on a new connection (which the Service no longer routes to that pod). A POST that
         carries an `Idempotency-Key` header counts as idempotent: the peer takes it once."""
         try:
-            try:
-                response = await self.http.request(method, path, **kwargs)
-            except CONNECTION_LOST:
-                if not idempotent(method, kwargs.get("headers")):
-                    raise
-                response = await self.http.request(method, path, **kwargs)
+            response = await self._send(method, path, **kwargs)
         except httpx.TimeoutException as err:
             raise UpstreamUnavailable(self.service, f"timed out ({type(err).__name__})") from err
         except httpx.TransportError as err:
@@ -75,6 +72,17 @@ class ServiceClient:
         if response.status_code >= 400:
             raise UpstreamRejected(self.service, response.status_code, body)
         return body
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The response; an idempotent request that met a lost connection goes again (the pool may hold
+        more than one connection to a pod that is going, each failing once before it is dropped)."""
+        for _ in range(LOST_CONNECTION_ATTEMPTS - 1):
+            try:
+                return await self.http.request(method, path, **kwargs)
+            except CONNECTION_LOST:
+                if not idempotent(method, kwargs.get("headers")):
+                    raise
+        return await self.http.request(method, path, **kwargs)
 
     async def get(self, path: str, **kwargs: Any) -> Any:
         return await self.request("GET", path, **kwargs)
