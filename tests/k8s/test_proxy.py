@@ -360,7 +360,7 @@ def test_a_post_with_a_body_goes_through_a_service_and_is_read_back_from_the_pod
     assert (created["card_last4"], created["amount"]["units"]) == ("0454", 12)
     path = f"/api/v1/namespaces/default/pods/pay/proxy/charges/{created['transaction_id']}"
     assert json.loads(cluster.kubectl("get", "--raw", path)) == created
-    # kubectl's own POST sends no content type, which the service refuses: its answer comes back as it is
+    # kubectl's own POST declares no JSON body, which the service refuses (415); its answer comes back
     refused = cluster.kubectl.run(
         "create",
         "--raw",
@@ -371,7 +371,7 @@ def test_a_post_with_a_body_goes_through_a_service_and_is_read_back_from_the_pod
         check=False,
     )
     assert refused.returncode == 1
-    assert "Error from server (BadRequest)" in refused.stderr
+    assert "Error from server (UnsupportedMediaType)" in refused.stderr
 
 
 def test_a_pod_is_reached_on_its_first_port_or_the_one_named(cluster: Cluster) -> None:
