@@ -138,9 +138,13 @@ class ServiceApp(Quart):
         self.flags.shutdown()
 
     async def _stamp_response(self, response: Response) -> Response:
-        """Every response names the build that made it and, while draining, closes its connection."""
+        """Every response names the build that made it and, while draining or unready, closes its
+        connection: the Service sends an unready pod no new connections but lets the ones it has go on,
+        so a caller reusing a pooled keep-alive connection would keep the pod in its service regardless.
+        Closed, the caller's next request goes through the Service to a ready pod, or fails if none is."""
         response.headers[VERSION_HEADER] = self.settings.service_version
-        if self.drain.draining and request.http_version in CLOSABLE_HTTP_VERSIONS:
+        shedding = self.drain.draining or self._ready is False
+        if shedding and request.http_version in CLOSABLE_HTTP_VERSIONS:
             response.headers["Connection"] = "close"
         return response
 

@@ -168,13 +168,19 @@ def test_failed_readiness_probe_makes_the_cart_unready_while_on(
     cart: httpx.Client, clean_flags: FlagsFile
 ) -> None:
     assert cart.get("/readyz").status_code == 200
+    assert "Connection" not in cart.get("/carts/shedding").headers
     clean_flags.set(Flag.FAILED_READINESS_PROBE, True)
     unready = cart.get("/readyz")
     assert unready.status_code == 503
     assert "failedReadinessProbe" in unready.json()["checks"]["failedReadinessProbe"]
+    # an unready pod still serves, but closes each connection after its answer, so that a caller's
+    # pooled connection does not keep it in service past what the Service and the ALB know
+    served = cart.get("/carts/shedding")
+    assert (served.status_code, served.headers.get("Connection")) == (200, "close")
     assert cart.get("/healthz").status_code == 200
     clean_flags.clear()
     assert cart.get("/readyz").status_code == 200
+    assert "Connection" not in cart.get("/carts/shedding").headers
 
 
 def test_the_openapi_document_describes_the_cart_api(cart: httpx.Client) -> None:
