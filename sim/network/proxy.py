@@ -3,10 +3,11 @@
 
 Endpoints come from the Service's EndpointSlices: only `conditions.ready` endpoints take new
 connections, so a pod that turns unready (or starts terminating) gets none, while connections it already
-has go on. An endpoint that refuses is skipped for the next ready one; with none left the client's
-connection is reset at once (it never hangs). Bytes are copied both ways, a half-close is passed on, and
-both sides are closed when either is done. Listeners follow Service changes and close, with their
-connections, when the Service goes or the proxy stops.
+has go on. A Service port with no ready endpoint refuses new connections, as kube-proxy's REJECT rule for
+it does: its listener stops listening until an endpoint is ready again. An endpoint that refuses is skipped
+for the next ready one; with none left the client's connection is reset at once (it never hangs). Bytes
+are copied both ways, a half-close is passed on, and both sides are closed when either is done. Listeners
+follow Service changes and close, with their connections, when the Service goes or the proxy stops.
 
 Only 127.0.0.0/8 addresses are ever bound. `NodePort` and `LoadBalancer` Services are served on their
 ClusterIP only (no node port, no external address); headless and ExternalName Services get no listener;
@@ -84,7 +85,9 @@ class Listener:
     backends: list[Address] = field(default_factory=list)
     server: asyncio.Server | None = None
     connections: set[asyncio.Task[None]] = field(default_factory=set)
+    closed: bool = False
     _next: int = 0
+    _changing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def pick(self) -> list[Address]:
         """The backends in the order to try them, starting with the next in round robin."""
@@ -94,18 +97,29 @@ class Listener:
         self._next = start + 1
         return self.backends[start:] + self.backends[:start]
 
-    async def open(self) -> None:
-        self.server = await asyncio.start_server(self._accept, *self.address, reuse_address=True)
+    async def follow(self) -> None:
+        """Listen while there is a ready backend, and not while there is none (new connections are then
+        refused); the connections carried go on either way."""
+        async with self._changing:
+            if self.backends and self.server is None and not self.closed:
+                try:
+                    self.server = await asyncio.start_server(self._accept, *self.address, reuse_address=True)
+                except OSError as err:
+                    log.warning("service %s: cannot listen on %s:%d: %s", self.service, *self.address, err)
+            elif not self.backends and self.server is not None:
+                self.server.close()
+                self.server = None
 
     async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        """Stop listening and end every connection carried."""
+        async with self._changing:
+            self.closed = True
+            if self.server is not None:
+                self.server.close()
+                self.server = None
         for task in list(self.connections):
             task.cancel()
         await asyncio.gather(*self.connections, return_exceptions=True)
-        if self.server is not None:
-            with contextlib.suppress(Exception):
-                await self.server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -196,22 +210,13 @@ class ServiceProxy(Controller):
                 if listener is not None:
                     self._later(listener.close())
                 listener = self.listeners[address] = Listener(address, service_name)
-                self._later(self._open(listener))
             listener.backends = backends
+            self._later(listener.follow())
 
     def _later(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
         self._changes.add(task)
         task.add_done_callback(self._changes.discard)
-
-    async def _open(self, listener: Listener) -> None:
-        try:
-            await listener.open()
-        except OSError as err:
-            log.warning("service %s: cannot listen on %s:%d: %s", listener.service, *listener.address, err)
-            return
-        if self.listeners.get(listener.address) is not listener:  # the Service went meanwhile
-            await listener.close()
 
     async def stop(self) -> None:
         await super().stop()

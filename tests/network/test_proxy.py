@@ -1,6 +1,6 @@
 """The service proxy in-process with a `Store` and the endpoints controller, in front of two real TCP
-echo servers on two loopback addresses: round robin, an unready endpoint skipped, a reset when there is
-none, listeners following the Service and closed on stop."""
+echo servers on two loopback addresses: round robin, an unready endpoint skipped, new connections refused
+when there is none, listeners following the Service and closed on stop."""
 
 from __future__ import annotations
 
@@ -125,22 +125,26 @@ async def test_an_unready_endpoint_gets_no_new_connections(network: Network) -> 
     assert await eventually(both), "payment-b did not get connections back once ready"
 
 
-async def test_no_ready_endpoint_closes_the_connection_at_once(network: Network) -> None:
+async def test_no_ready_endpoint_refuses_new_connections_and_lets_the_open_ones_go_on(
+    network: Network,
+) -> None:
     assert await eventually(lambda: serving(network.port))
-    for name in BACKENDS:
-        set_ready(network.store, name, False)
-
-    async def refused() -> bool:
-        return await exchange(network.port) is None
-
-    assert await eventually(refused), "a connection with no ready endpoint was served"
     reader, writer = await asyncio.open_connection(CLUSTER_IP, network.port)
     try:
-        # closed by the proxy, not left hanging: the read ends well within the bound
-        with contextlib.suppress(ConnectionResetError):
-            assert await asyncio.wait_for(reader.read(), 5) == b""
+        greeting = await asyncio.wait_for(reader.readline(), 5)
+        for name in BACKENDS:
+            set_ready(network.store, name, False)
+        # refused, as kube-proxy's REJECT rule refuses: the client learns it at connect, not later
+        assert await eventually(lambda: refused_on(network.port)), "a Service with no ready endpoint listens"
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(CLUSTER_IP, network.port)
+        writer.write(b"still there")
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 5) == b"still there", "an open connection was cut"
     finally:
         writer.close()
+    set_ready(network.store, greeting.decode().strip(), True)
+    assert await eventually(lambda: serving(network.port)) == greeting.decode().strip()
 
 
 async def test_listeners_follow_the_service_and_close_on_stop(network: Network) -> None:
