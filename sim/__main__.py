@@ -8,6 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sim.supervisor.cloud import CloudConfig, Supervisor
+from sim.supervisor.state import StateDirUnusable, check_state_dir
+
+#: what argparse exits with for a bad argument
+EXIT_USAGE = 2
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -54,11 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             eks_address_blocks=args.eks_address_blocks,
         )
     supervisor = Supervisor(config)
-    if args.command == "up":
-        return supervisor.up()
-    if args.command == "status":
-        return supervisor.status()
-    return supervisor.down()
+    try:
+        check_state_dir(config.state_dir)
+        if args.command == "up":
+            return supervisor.up()
+        if args.command == "status":
+            return supervisor.status()
+        return supervisor.down()
+    except StateDirUnusable as err:
+        print(f"python -m sim {args.command}: {err}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

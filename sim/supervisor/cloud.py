@@ -28,7 +28,15 @@ from rich.table import Table
 
 from sim import aws
 from sim.supervisor.process import ManagedProcess, free_port, http_ok, tcp_open
-from sim.supervisor.state import MARKER, CloudState, ComponentRecord, alive, marked_processes, read_state
+from sim.supervisor.state import (
+    MARKER,
+    CloudState,
+    ComponentRecord,
+    StateDirUnusable,
+    alive,
+    marked_processes,
+    read_state,
+)
 from sim.supervisor.state import start_time as process_start_time
 
 HOST = "127.0.0.1"
@@ -357,6 +365,9 @@ class Supervisor:
     # -- down
 
     def down(self) -> int:
+        if not self.config.state_dir.is_dir() and not any(marked_processes(self.config.state_dir)):
+            self.console.print(f"no local cloud runs from {self.config.state_dir}: nothing to stop")
+            return EXIT_OK
         with self._locked() as locked:
             if not locked:
                 return self._say_busy()
@@ -404,7 +415,12 @@ class Supervisor:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[bool]:
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StateDirUnusable(
+                f"cannot make the state dir {self.config.state_dir}: {err.strerror}"
+            ) from None
         with (self.config.state_dir / ".lock").open("w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -63,6 +63,24 @@ class CloudState:
         return [c for c in self.components if c.pid is not None and alive(c.pid, c.start_time)]
 
 
+class StateDirUnusable(Exception):
+    """The state directory cannot hold a cloud; the message is one line naming it and why."""
+
+
+def check_state_dir(state_dir: Path) -> None:
+    """Refuse a state directory that is a file, or that exists but cannot be written to. One that does
+    not exist yet is fine: `up` creates it (and says so in one line if it cannot)."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise StateDirUnusable(f"the state dir {state_dir} is a file, not a directory")
+    if state_dir.is_dir() and not os.access(state_dir, os.W_OK | os.X_OK):
+        raise StateDirUnusable(f"the state dir {state_dir} is not writable")
+    for parent in state_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StateDirUnusable(f"the state dir {state_dir} cannot be made: {parent} is a file")
+            break
+
+
 def read_state(state_dir: Path) -> CloudState | None:
     """The recorded cloud of `state_dir`, or None when there is none (or the record is unreadable)."""
     try:

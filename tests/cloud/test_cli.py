@@ -13,6 +13,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from sim.aws import client_env
 from sim.pytest_plugin import LocalCloud
 from sim.supervisor.cloud import COMPONENTS, CloudConfig, Component, Supervisor
 from sim.supervisor.process import free_port, http_ok, tcp_open
-from sim.supervisor.state import alive, read_state
+from sim.supervisor.state import alive, marked_processes, read_state
 from tests.k8s.conftest import Kubectl, kubectl_binary
 from tests.support.cluster import get_json, poll
 
@@ -36,6 +37,8 @@ HOST = "127.0.0.1"
 CLI_TIMEOUT = 90
 #: the EKS clusters of this module take 127.190.0.0/16 and up
 ADDRESS_BLOCKS = "190-191"
+#: `up`'s other listening ports, on free ports: only the one a test names may be in use
+OTHER_PORTS_FREE = ("--alb-port", "0", "--telemetry-port", "0", "--prometheus-port", "0")
 AVAILABLE = tuple(c for c in COMPONENTS if c.missing() is None)
 
 
@@ -124,6 +127,32 @@ def test_down_stops_everything_also_after_one_part_was_sigkilled(cloud: CloudCon
     again = sim_cli("down", "--state-dir", str(cloud.state_dir))
     assert again.returncode == 0
     assert "nothing to stop" in again.stdout
+
+
+@pytest.mark.parametrize("command", ["up", "status", "down"])
+def test_a_state_dir_that_is_a_file_is_refused_in_one_line_and_left_as_it_was(
+    tmp_path: Path, command: str
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    cases = ((a_file, "is a file, not a directory"), (a_file / "sim", f"cannot be made: {a_file} is a file"))
+    for state_dir, why in cases:
+        refused = sim_cli(command, "--state-dir", str(state_dir))
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr == f"python -m sim {command}: the state dir {state_dir} {why}\n"
+        assert a_file.read_text() == "mine\n"
+    assert sorted(tmp_path.iterdir()) == [a_file]
+
+
+def test_a_port_in_use_stops_up_before_it_starts_anything(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    port = free_port(HOST)
+    with socket.create_server((HOST, port)):
+        refused = sim_cli("up", "--state-dir", str(state_dir), "--aws-port", str(port), *OTHER_PORTS_FREE)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"up failed: aws: port {port} is already in use on {HOST}" in refused.stdout
+    assert not (state_dir / "cloud.json").exists()
+    assert not list(marked_processes(state_dir))
 
 
 def test_a_component_that_fails_stops_what_up_started(tmp_path: Path) -> None:
