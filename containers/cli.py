@@ -3,6 +3,7 @@
     python -m containers build [--check] [--full] [--only NAME ...] [--store DIR] [--out DIR]
     python -m containers push --registry HOST[:PORT] [--ecr] [--variant app|full] [--only NAME ...]
     python -m containers gc [--image-store DIR] [--dry-run] [--runtime-only]
+    python -m containers verify [--repair] [--store DIR]
 
 Progress goes to stderr, the one-line summary to stdout; a failure is one line on stderr, exit status 1.
 """
@@ -14,6 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from rich.console import Console
 
 from containers.build import APP, FULL, Builder, BuildOptions
 from containers.errors import ContainersError
@@ -79,6 +82,12 @@ def parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--runtime-only", action="store_true", help="keep images' blobs only, not what built them"
     )
+    verify = commands.add_parser("verify", help="hash every store path again against its build record")
+    verify.add_argument("--out", type=Path, default=Path("build"))
+    verify.add_argument("--store", type=Path)
+    verify.add_argument(
+        "--repair", action="store_true", help="delete corrupt paths: the next build remakes them"
+    )
     return top
 
 
@@ -103,6 +112,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             return command_build(args)
         if args.command == "push":
             return command_push(args)
+        if args.command == "verify":
+            return command_verify(args)
         return command_gc(args)
     except ContainersError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -167,3 +178,20 @@ def command_gc(args: argparse.Namespace) -> int:
     )
     summary(report.line())
     return 0
+
+
+def command_verify(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from containers.store import Store
+    from containers.verify import verify
+
+    store = Store(args.store or default_store(args.out))
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("verify", total=sum(1 for _ in store.realisations()))
+        report = verify(store, repair=args.repair, progress=lambda name: progress.advance(task))
+    for corrupt in report.corrupt:
+        print(corrupt.line(), file=sys.stderr)
+    summary(report.line())
+    return 1 if report.corrupt and not report.repaired else 0
