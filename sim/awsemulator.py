@@ -501,9 +501,9 @@ class AdminRoutes:
             return self.addons(environ, start_response)
         if NodegroupTags.matches(path):
             return self.nodegroup_tags(environ, start_response)
-        bucket = s3_listing.bucket_listed(environ)
-        if bucket is not None:
-            listing = s3_listing.list_objects_v2(environ, start_response, bucket)
+        listing_request = s3_listing.listing_request(environ)
+        if listing_request is not None:
+            listing = s3_listing.list_objects_v2(listing_request, start_response)
             if listing is not None:
                 return listing
         if NodegroupSizes.matches(environ):

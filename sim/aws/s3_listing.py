@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote
 from wsgiref.types import StartResponse, WSGIEnvironment
@@ -35,8 +36,18 @@ _ANSWERED = frozenset(
 _BUCKET_PATH = re.compile(r"^/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/?$")
 
 
-def bucket_listed(environ: WSGIEnvironment) -> str | None:
-    """The bucket whose ListObjectsV2 `environ` asks for, when it is one answered here; else None."""
+@dataclass(frozen=True)
+class ListingRequest:
+    """A signed path-style ListObjectsV2 with only the parameters answered here."""
+
+    bucket: str
+    account: str
+    region: str
+    query: dict[str, str]
+
+
+def listing_request(environ: WSGIEnvironment) -> ListingRequest | None:
+    """The ListObjectsV2 `environ` asks for, when it is one answered here; else None."""
     if environ.get("REQUEST_METHOD") != "GET":
         return None
     match = _BUCKET_PATH.match(str(environ.get("PATH_INFO") or ""))
@@ -46,23 +57,20 @@ def bucket_listed(environ: WSGIEnvironment) -> str | None:
     query = parse_qs(str(environ.get("QUERY_STRING") or ""), keep_blank_values=True)
     if query.get("list-type") != ["2"] or not set(query) <= _ANSWERED:
         return None
-    return match.group(1)
+    first = {name: values[0] for name, values in query.items()}
+    return ListingRequest(match.group(1), credential.group(1), credential.group(2), first)
 
 
-def list_objects_v2(
-    environ: WSGIEnvironment, start_response: StartResponse, bucket_name: str
-) -> Iterable[bytes] | None:
-    """Answer the listing of `bucket_name`; None when moto should (no such bucket, a bad parameter)."""
+def list_objects_v2(request: ListingRequest, start_response: StartResponse) -> Iterable[bytes] | None:
+    """Answer the listing; None when moto should (no such bucket, a bad parameter)."""
     from moto import settings
     from moto.iam.models import get_account_id_from
     from moto.s3.models import FakeKey, s3_backends
     from moto.utilities.utils import get_partition
 
-    credential = SIGV4_CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION") or ""))
-    assert credential is not None  # bucket_listed() saw it
-    backend = s3_backends[get_account_id_from(credential.group(1))][get_partition(credential.group(2))]
-    bucket = backend.buckets.get(bucket_name)
-    query = {name: values[0] for name, values in parse_qs(str(environ.get("QUERY_STRING") or "")).items()}
+    backend = s3_backends[get_account_id_from(request.account)][get_partition(request.region)]
+    bucket = backend.buckets.get(request.bucket)
+    query = request.query
     max_keys = query.get("max-keys", str(settings.get_s3_default_max_keys()))
     token = query.get("continuation-token")
     encoding = query.get("encoding-type")

@@ -70,10 +70,10 @@ def _moto(moto_app: DomainDispatcherApplication, path: str, query: str) -> dict[
 
 def _ours(path: str, query: str) -> dict[str, Any]:
     environ = EnvironBuilder(path=path, query_string=query, headers=SIGNED).get_environ()
-    bucket = s3_listing.bucket_listed(environ)
-    assert bucket is not None, f"{path}?{query} is not answered by the emulator's listing"
+    request = s3_listing.listing_request(environ)
+    assert request is not None, f"{path}?{query} is not answered by the emulator's listing"
     status: list[str] = []
-    body = s3_listing.list_objects_v2(environ, lambda s, _: status.append(s), bucket)  # type: ignore[arg-type,return-value]
+    body = s3_listing.list_objects_v2(request, lambda s, _: status.append(s))  # type: ignore[arg-type,return-value]
     assert body is not None
     assert status == ["200 OK"]
     return dict(xmltodict.parse(b"".join(body)))
@@ -112,13 +112,15 @@ def test_what_it_does_not_answer_goes_to_moto(
     method: str, path: str, query: str, headers: dict[str, str]
 ) -> None:
     environ = EnvironBuilder(method=method, path=path, query_string=query, headers=headers).get_environ()
-    assert s3_listing.bucket_listed(environ) is None
+    assert s3_listing.listing_request(environ) is None
 
 
 def test_a_missing_bucket_gets_moto_s_error(moto_app: DomainDispatcherApplication) -> None:
     name = "no-such-bucket-here"
     environ = EnvironBuilder(path=f"/{name}", query_string="list-type=2", headers=SIGNED).get_environ()
-    assert s3_listing.list_objects_v2(environ, lambda s, h: None, name) is None  # type: ignore[arg-type,return-value]
+    request = s3_listing.listing_request(environ)
+    assert request is not None
+    assert s3_listing.list_objects_v2(request, lambda s, h: None) is None  # type: ignore[arg-type,return-value]
     response = Client(moto_app).get(f"/{name}", query_string="list-type=2", headers=SIGNED)
     assert response.status_code == 404
     assert b"NoSuchBucket" in response.data
