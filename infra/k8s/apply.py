@@ -6,8 +6,13 @@ match yield nothing, so a second run reports no change and writes nothing. "Diff
 rendered object sets has another value live: dicts by key, lists elementwise with equal length, resource
 quantities by value ("1000m" is "1"), ints and strings by their text. A Deployment an HPA of the same
 list targets gets `spec.replicas` at creation only: the HPA owns it after, so it is neither compared nor
-sent again. A field the model stops setting is not seen as a difference by itself; the next apply of
-that object (for any other change) removes it, as server-side apply does for its field manager.
+sent again. Leaving it out of an apply would remove the field the deploy's field manager set at creation,
+which puts the Deployment back to its default of one replica (server-side apply's "transferring
+ownership" pitfall: a rolling update under load would lose all but one pod). So each such update first
+hands the field over, as Kubernetes' documentation does: an apply of `spec.replicas` alone, at its live
+value, by a field manager of its own, keeps the field when the deploy's manager lets it go. A field the
+model stops setting is not seen as a difference by itself; the next apply of that object (for any other
+change) removes it, as server-side apply does for its field manager.
 
 `prune` deletes live objects that carry the deploy's prune label and are no longer rendered, in reverse
 dependency order; objects without the label are never touched.
@@ -41,6 +46,8 @@ log = logging.getLogger("pyinfra")
 #: fields whose values the API server keeps as quantities ("500m", "1Gi")
 QUANTITY_KEYS = frozenset({"requests", "limits", "hard", "capacity", "allocatable", "sizeLimit"})
 REPORTED_FIELDS = 4
+#: the field manager that holds an HPA-scaled Deployment's `spec.replicas` for the deploy's applies
+REPLICAS_MANAGER = "shopstack-deploy-replicas"
 
 
 class DescribedCommand(FunctionCommand):
@@ -129,6 +136,36 @@ def _without_replicas(obj: Obj) -> Obj:
     return body
 
 
+def _hand_replicas_over(state: State, host: Host, body: Obj, description: str) -> bool | None:
+    """Keep a Deployment's live `spec.replicas` owned by `REPLICAS_MANAGER`, so that an apply without the
+    field does not reset it (see the module's docstring)."""
+    client = cloud_of(host).kube()
+    if client is None:
+        raise RuntimeError(f"{description}: the cluster does not exist")
+    meta = body["metadata"]
+    res = resource_class(body["apiVersion"], body["kind"])
+    try:
+        live = client.get(res, meta["name"], namespace=meta.get("namespace"))
+        replicas = {"spec": {"replicas": live.spec.replicas}}  # type: ignore[attr-defined]
+        client.patch(
+            res,
+            meta["name"],
+            {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": _name_of(meta)} | replicas,
+            namespace=meta.get("namespace"),
+            patch_type=PatchType.APPLY,
+            field_manager=REPLICAS_MANAGER,
+            force=True,
+        )
+    except ApiError as err:
+        host.log_styled(f"{description} failed: {err.status.message}", fg="red", log_func=log.error)
+        return False
+    return None
+
+
+def _name_of(meta: Obj) -> Obj:
+    return {key: meta[key] for key in ("name", "namespace") if key in meta}
+
+
 def _server_side_apply(state: State, host: Host, body: Obj, description: str) -> bool | None:
     client = cloud_of(host).kube()
     if client is None:
@@ -210,6 +247,13 @@ def apply(objects: list[Obj], after: list[Obj] | None = None) -> Generator[Funct
     for description, _ in changes:
         host.log_styled(description, fg="yellow", log_func=log.info)
     for description, body in changes:
+        if (
+            description.startswith("update ")
+            and body["kind"] == "Deployment"
+            and "replicas" not in body["spec"]
+        ):
+            handover = f"hand the replicas of {describe(body)} over to its HPA"
+            yield DescribedCommand(handover, _hand_replicas_over, (body, handover))
         yield DescribedCommand(description, _server_side_apply, (body, description))
 
 

@@ -5,6 +5,7 @@ label, and rollout waits that fail with the pods' events."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -296,6 +297,27 @@ def test_replicas_an_hpa_set_are_not_reverted(
     assert again.returncode == 0, again.output
     assert unchanged(again, "apply")
     assert replicas() == 2
+
+
+def test_an_update_keeps_the_replicas_of_a_deployment_its_hpa_never_scaled(
+    first_run: Run, deploy: Deployer, cluster: Cluster, payment_image: BuiltImage
+) -> None:
+    # created at the HPA's minimum, so the deploy's field manager alone owns `spec.replicas`; an apply
+    # that leaves the field out would put it back to its default of one (server-side apply's pitfall)
+    objects = shop_objects(payment_image.reference)
+    steady = deployment("steady", payment_image.reference, 2)
+    hpa = copy.deepcopy(objects[-1])
+    hpa["metadata"]["name"] = hpa["spec"]["scaleTargetRef"]["name"] = "steady"
+    assert deploy([*objects, steady, hpa]).returncode == 0
+
+    changed = copy.deepcopy(steady)
+    changed["spec"]["template"]["metadata"]["annotations"] = {"release": "2"}
+    updated = deploy([*objects, changed, hpa])
+    assert updated.returncode == 0, updated.output
+    live = get_json(cluster.kubectl, "deployment", "steady", "-n", NS)
+    assert live["spec"]["replicas"] == 2
+    assert live["spec"]["template"]["metadata"]["annotations"] == {"release": "2"}
+    assert deploy(objects).returncode == 0
 
 
 def test_undeclared_objects_are_pruned_and_unlabelled_ones_left(
