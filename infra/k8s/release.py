@@ -1,7 +1,7 @@
 """Blue-green releases: which services a deploy releases, and the steps between its three applies.
 
-`plan_releases` reads the cluster (the stable Service says which colour is live; the live colour's
-Deployment says what it runs) and, for every blue-green service whose desired run (image and
+`plan_releases` reads the cluster (the stable Service says which colour is live; each colour's
+Deployment and ConfigMap say what it runs) and, for every blue-green service whose desired run (image and
 configuration) differs from the live colour's, plans a move to the idle colour. The deploy then renders
 the model three times and applies each in turn:
 
@@ -37,8 +37,7 @@ from infra.k8s.access import service_get
 from infra.k8s.apply import DescribedCommand
 from infra.k8s.facts import Obj, object_key
 from infra.model import SERVICES, ModelConfig
-from infra.model.common import CHECKSUM_ANNOTATION
-from infra.model.release import COLOUR_LABEL, Colour, Release, Run, coloured, other
+from infra.model.release import COLOUR_LABEL, Colour, Release, Run, coloured, config_map_name, other
 from infra.model.services import HTTP_PORT, row
 from infra.model.workloads import desired_run
 
@@ -75,12 +74,12 @@ class ReleasePlan:
         return release.live if release is not None else None
 
 
-def _live_run(deployment: Obj | None) -> Run | None:
+def _live_run(deployment: Obj | None, config_map: Obj | None) -> Run | None:
+    """What a colour's Deployment runs: its image, and the environment of its ConfigMap."""
     if deployment is None:
         return None
-    template = deployment["spec"]["template"]
-    annotations = template.get("metadata", {}).get("annotations") or {}
-    return Run(template["spec"]["containers"][0]["image"], annotations.get(CHECKSUM_ANNOTATION, ""))
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    return Run(image, dict((config_map or {}).get("data") or {}))
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,11 @@ def live_colours(config: ModelConfig, live: Mapping[str, Obj]) -> dict[str, Colo
             c: live.get(object_key(_ref("apps/v1", "Deployment", config.namespace, coloured(name, c))))
             for c in (colour, other(colour))
         }
-        runs = {c: run for c, d in deployments.items() if (run := _live_run(d)) is not None}
+        config_maps = {
+            c: live.get(object_key(_ref("v1", "ConfigMap", config.namespace, config_map_name(name, c))))
+            for c in deployments
+        }
+        runs = {c: run for c, d in deployments.items() if (run := _live_run(d, config_maps[c])) is not None}
         if colour not in runs:
             continue  # not deployed yet: rendered as the model's defaults
         replicas = {c: int(d["spec"].get("replicas", 1)) for c, d in deployments.items() if d is not None}
@@ -180,7 +183,7 @@ def _ref(api_version: str, kind: str, namespace: str, name: str) -> Obj:
 
 def release_kinds() -> list[list[str]]:
     """The kinds `plan_releases` reads."""
-    return [["apps/v1", "Deployment"], ["v1", "Service"]]
+    return [["apps/v1", "Deployment"], ["v1", "Service"], ["v1", "ConfigMap"]]
 
 
 # ---------------------------------------------------------------------------------------- smoke checks

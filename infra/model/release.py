@@ -15,6 +15,8 @@ running the desired image and configuration.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -35,12 +37,24 @@ def coloured(service: str, colour: Colour) -> str:
     return f"{service}-{colour}"
 
 
+def config_map_name(service: str, colour: Colour | None = None) -> str:
+    """The name of the ConfigMap with the environment of a colour's pods (of a rolling service's pods)."""
+    return f"{coloured(service, colour) if colour else service}-config"
+
+
 @dataclass(frozen=True)
 class Run:
-    """What a colour's pods run: the image and the checksum of the configuration they were started with."""
+    """What a colour's pods run: the image and the service's environment (the colour's own ConfigMap, so
+    that a pod the live colour starts later, scaled up or replaced, gets the live colour's environment and
+    never the one a release is bringing up, or one that failed)."""
 
     image: str
-    config_checksum: str
+    env: Mapping[str, str]
+
+    @property
+    def config_checksum(self) -> str:
+        """Carried by the pod template, so that a change of the environment rolls the colour's pods."""
+        return hashlib.sha256(json.dumps(dict(self.env), sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

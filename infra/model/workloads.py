@@ -1,5 +1,6 @@
-"""The objects of one service, built from its table row: ServiceAccount, `<svc>-config` ConfigMap, its
-Deployments and Services (one of each for a `rolling` service; for a `blue-green` one, each colour's and the
+"""The objects of one service, built from its table row: ServiceAccount, its Deployments with their
+ConfigMaps (`<svc>-config`; a blue-green service's colours each their own, `<svc>-<colour>-config`) and
+Services (one of each for a `rolling` service; for a `blue-green` one, each colour's and the
 stable Service over the live colour: `infra.model.release`), and (by the row) HorizontalPodAutoscaler and
 PodDisruptionBudget; plus what the services share: the `flags` ConfigMap and, locally, the AWS emulator's
 credentials Secret.
@@ -18,7 +19,7 @@ import json
 from infra.model import common
 from infra.model.common import Obj
 from infra.model.config import ModelConfig, ModelError
-from infra.model.release import COLOUR_LABEL, COLOURS, Colour, Release, Run, coloured
+from infra.model.release import COLOUR_LABEL, COLOURS, Colour, Release, Run, coloured, config_map_name
 from infra.model.services import ALB_BACKEND, HTTP_PORT, ServiceRow
 from services.common.flag_contract import Flag, flag_definitions
 
@@ -123,7 +124,7 @@ def _field_env(name: str, path: str) -> Obj:
 
 def desired_run(config: ModelConfig, row: ServiceRow, image: str) -> Run:
     """What `row`'s pods should run: `image` with the configuration the model gives it now."""
-    return Run(image, common.checksum(service_env(config, row)))
+    return Run(image, service_env(config, row))
 
 
 def drain_seconds(config: ModelConfig, row: ServiceRow) -> int:
@@ -134,8 +135,8 @@ def drain_seconds(config: ModelConfig, row: ServiceRow) -> int:
     return DRAIN_SECONDS
 
 
-def _container(config: ModelConfig, row: ServiceRow, image: str) -> Obj:
-    env_from: list[Obj] = [{"configMapRef": {"name": f"{row.name}-config"}}]
+def _container(config: ModelConfig, row: ServiceRow, image: str, colour: Colour | None) -> Obj:
+    env_from: list[Obj] = [{"configMapRef": {"name": config_map_name(row.name, colour)}}]
     if row.table and config.aws_credentials is not None:
         env_from.append({"secretRef": {"name": CREDENTIALS_SECRET}})
     tmp_mount = common.tmp_volume()[1]
@@ -201,7 +202,7 @@ def deployment(
                     "terminationGracePeriodSeconds": grace,
                     "securityContext": common.pod_security(),
                     "topologySpreadConstraints": common.zone_spread(row.name),
-                    "containers": [_container(config, row, run.image)],
+                    "containers": [_container(config, row, run.image, colour)],
                     "volumes": [
                         common.tmp_volume()[0],
                         {"name": "flags", "configMap": {"name": FLAGS_CONFIG_MAP}},
@@ -275,14 +276,16 @@ def pdb(config: ModelConfig, row: ServiceRow) -> Obj:
 def service_objects(config: ModelConfig, row: ServiceRow, image: str, replicas: int) -> list[Obj]:
     """Every object of one service (any order: `render` sorts them): one Deployment and Service for a
     `rolling` service; two colours and the stable Service that selects the live one for `blue-green`."""
-    env = service_env(config, row)
     desired = desired_run(config, row, image)
     objects: list[Obj] = [
         common.service_account(config, row.name, role_arn=config.role_arns.get(row.name), tier=TIER),
-        common.config_map(config, f"{row.name}-config", row.name, env, TIER),
     ]
     if config.strategy(row.name) == "rolling":
-        objects += [service(config, row, row.name), deployment(config, row, row.name, desired, replicas)]
+        objects += [
+            common.config_map(config, config_map_name(row.name), row.name, desired.env, TIER),
+            service(config, row, row.name),
+            deployment(config, row, row.name, desired, replicas),
+        ]
         scaled = row.name
     else:
         release = config.releases.get(row.name, Release())
@@ -291,7 +294,11 @@ def service_objects(config: ModelConfig, row: ServiceRow, image: str, replicas: 
             name = coloured(row.name, colour)
             count = release.replicas.get(colour, replicas if colour == release.live else 0)
             run = release.runs.get(colour, desired)
-            objects += [service(config, row, name, colour), deployment(config, row, name, run, count, colour)]
+            objects += [
+                common.config_map(config, config_map_name(row.name, colour), row.name, run.env, TIER),
+                service(config, row, name, colour),
+                deployment(config, row, name, run, count, colour),
+            ]
         scaled = coloured(row.name, release.live)
     if row.autoscaled:
         objects.append(hpa(config, row, scaled, replicas))

@@ -131,7 +131,12 @@ def test_drift_made_by_hand_is_reported_by_dry_and_repaired_by_the_next_run(
     ec2.delete_route(RouteTableId=private["RouteTableId"], DestinationCidrBlock="0.0.0.0/0")
     kubectl(cloud, "scale", "deployment/accounting-blue", "--replicas=3")
     kubectl(
-        cloud, "patch", "configmap/payment-config", "--type=merge", "-p", '{"data":{"LOG_LEVEL":"DEBUG"}}'
+        cloud,
+        "patch",
+        "configmap/payment-blue-config",
+        "--type=merge",
+        "-p",
+        '{"data":{"LOG_LEVEL":"DEBUG"}}',
     )
 
     dry = deploy(workdir, env, "--dry")
@@ -143,7 +148,10 @@ def test_drift_made_by_hand_is_reported_by_dry_and_repaired_by_the_next_run(
     routes = ec2.describe_route_tables(RouteTableIds=[private["RouteTableId"]])["RouteTables"][0]["Routes"]
     assert any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("NatGatewayId") for r in routes)
     assert kubectl(cloud, "get", "deployment/accounting-blue", "-o", "jsonpath={.spec.replicas}") == "1"
-    config = json.loads(kubectl(cloud, "get", "configmap/payment-config", "-o", "json"))
+    # the live colour's environment is what the deploy says again (released to the idle colour, since the
+    # pods a drifted ConfigMap would start are not what the deploy declared)
+    live = kubectl(cloud, "get", "service/payment", "-o", r"jsonpath={.spec.selector.shopstack\.io/colour}")
+    config = json.loads(kubectl(cloud, "get", f"configmap/payment-{live}-config", "-o", "json"))
     assert config["data"].get("LOG_LEVEL") != "DEBUG"
 
 

@@ -145,7 +145,7 @@ def test_shop_pods_run_as_the_image_user_with_tmp_and_flags_mounted() -> None:
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes[mounts["/tmp"]] == {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
         assert volumes[mounts["/etc/shopstack/flags"]]["configMap"] == {"name": "flags"}
-        config = find(objects, "ConfigMap", f"{name}-config")["data"]
+        config = find(objects, "ConfigMap", f"{name}-blue-config")["data"]
         assert config["FLAGS_FILE"] == "/etc/shopstack/flags/flags.json"
         assert spec["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
         assert spec["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "ScheduleAnyway"
@@ -171,7 +171,7 @@ def test_services_that_take_traffic_keep_serving_a_while_after_they_are_told_to_
     for row in SERVICES:
         spec = live_deployment(objects, row.name)["spec"]["template"]["spec"]
         lifecycle = spec["containers"][0].get("lifecycle")
-        config = find(objects, "ConfigMap", f"{row.name}-config")["data"]
+        config = find(objects, "ConfigMap", f"{row.name}-blue-config")["data"]
         if not row.callers:
             assert lifecycle is None, f"{row.name} takes no traffic and need not wait"
             continue
@@ -294,15 +294,15 @@ def test_irsa_roles_in_aws_and_emulator_credentials_locally() -> None:
     aws, local = render(AWS), render(LOCAL)
     for name in ("cart", "accounting", "checkout"):
         assert "eks.amazonaws.com/role-arn" in find(aws, "ServiceAccount", name)["metadata"]["annotations"]
-        assert "AWS_ENDPOINT_URL" not in find(aws, "ConfigMap", f"{name}-config")["data"]
+        assert "AWS_ENDPOINT_URL" not in find(aws, "ConfigMap", f"{name}-blue-config")["data"]
         assert (
-            find(local, "ConfigMap", f"{name}-config")["data"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+            find(local, "ConfigMap", f"{name}-blue-config")["data"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
         )
         env_from = live_deployment(local, name)["spec"]["template"]["spec"]["containers"][0]["envFrom"]
         assert {"secretRef": {"name": "aws-emulator-credentials"}} in env_from
     assert not [o for o in aws if o["kind"] == "Secret"]
     payment = live_deployment(local, "payment")["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-    assert payment == [{"configMapRef": {"name": "payment-config"}}]
+    assert payment == [{"configMapRef": {"name": "payment-blue-config"}}]
 
 
 @pytest.mark.parametrize(
@@ -341,8 +341,8 @@ def test_the_aws_stage_refuses_incomplete_or_local_input(changes: dict[str, Any]
 
 def test_service_env_lands_in_the_service_config_and_is_released() -> None:
     objects = render_with(LOCAL, env={"cart": {"LOG_LEVEL": "DEBUG"}})
-    assert find(objects, "ConfigMap", "cart-config")["data"]["LOG_LEVEL"] == "DEBUG"
-    assert find(objects, "ConfigMap", "payment-config")["data"]["LOG_LEVEL"] == "INFO"
+    assert find(objects, "ConfigMap", "cart-blue-config")["data"]["LOG_LEVEL"] == "DEBUG"
+    assert find(objects, "ConfigMap", "payment-blue-config")["data"]["LOG_LEVEL"] == "INFO"
     before = live_deployment(render(LOCAL), "cart")["spec"]["template"]["metadata"]["annotations"]
     after = live_deployment(objects, "cart")["spec"]["template"]["metadata"]["annotations"]
     assert before[CHECKSUM_ANNOTATION] != after[CHECKSUM_ANNOTATION]

@@ -36,7 +36,7 @@ SYSTEM_PODS = 2 * 2 + 2 + 1
 def test_each_service_reads_its_configmap_as_valid_settings(
     row: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = find(render(LOCAL), "ConfigMap", f"{row.name}-config")["data"]
+    data = find(render(LOCAL), "ConfigMap", f"{row.name}-blue-config")["data"]
     for key, value in data.items():
         monkeypatch.setenv(key, value)
     settings_class = importlib.import_module(f"{row.module}.app").Settings
@@ -51,11 +51,11 @@ def test_each_service_reads_its_configmap_as_valid_settings(
 
 def test_tables_and_kafka_reach_the_services_that_use_them() -> None:
     objects = render_with(AWS, carts_table="carts-x", orders_table="orders-y", checkouts_table="checkouts-z")
-    assert find(objects, "ConfigMap", "cart-config")["data"]["CART_TABLE"] == "carts-x"
-    assert find(objects, "ConfigMap", "accounting-config")["data"]["ORDERS_TABLE"] == "orders-y"
-    assert find(objects, "ConfigMap", "checkout-config")["data"]["CHECKOUTS_TABLE"] == "checkouts-z"
+    assert find(objects, "ConfigMap", "cart-blue-config")["data"]["CART_TABLE"] == "carts-x"
+    assert find(objects, "ConfigMap", "accounting-blue-config")["data"]["ORDERS_TABLE"] == "orders-y"
+    assert find(objects, "ConfigMap", "checkout-blue-config")["data"]["CHECKOUTS_TABLE"] == "checkouts-z"
     for row in SERVICES:
-        data = find(objects, "ConfigMap", f"{row.name}-config")["data"]
+        data = find(objects, "ConfigMap", f"{row.name}-blue-config")["data"]
         assert ("KAFKA_BOOTSTRAP_SERVERS" in data) == row.kafka, row.name
         assert data.get("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092") == "kafka:9092"
 

@@ -112,6 +112,29 @@ def test_a_configuration_change_is_released_too() -> None:
     assert move.service == "cart"
 
 
+def config_of(objects: list[dict[str, Any]], name: str) -> dict[str, str]:
+    """The environment a Deployment's pods start with: the data of the ConfigMap it names."""
+    container = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    (source,) = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+    return dict(find(objects, "ConfigMap", source)["data"])
+
+
+def test_each_colour_starts_its_pods_with_its_own_environment_through_a_release() -> None:
+    # a pod the live colour starts while a release is under way (scaled up, replaced), or after one
+    # failed, gets the live colour's environment, never the new colour's
+    wanted = replace(LOCAL, env={"cart": {"CART_TABLE": "no-such-table"}})
+    staged, switched, final = phases(wanted, live_of(LOCAL))
+    for objects in (staged, switched, final):
+        assert config_of(objects, "cart-blue")["CART_TABLE"] == LOCAL.carts_table
+        assert config_of(objects, "cart-green")["CART_TABLE"] == "no-such-table"
+    assert config_of(staged, "cart-blue") == config_of(render(LOCAL), "cart-blue")
+    # the next deploy reads each colour's environment back: the old colour is what a rollback brings back
+    after = {object_key(o): o for o in final}
+    plan = plan_rollback(wanted, after, "cart")
+    assert dict(plan.moves[0].run.env)["CART_TABLE"] == LOCAL.carts_table
+    assert plan_releases(wanted, after).moves == ()
+
+
 def test_a_rolled_back_image_is_not_released_again() -> None:
     wanted = with_image(LOCAL, "cart", NEW)
     assert plan_releases(wanted, live_of(LOCAL), pinned={"cart": wanted.images["cart"]}).moves == ()

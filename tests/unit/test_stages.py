@@ -186,7 +186,7 @@ def test_on_kind_the_deploy_reaches_the_emulator_on_loopback_and_the_pods_by_its
     assert settings.aws_endpoint_url == "http://127.0.0.1:45000"
     objects = render(model_config(settings, {}))
     cart_config = next(
-        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "cart-config"
+        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "cart-blue-config"
     )
     assert cart_config["data"]["AWS_ENDPOINT_URL"] == f"http://{EMULATOR_NAME}:5000"
 
