@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from kube.quantity import memory_bytes, parse_quantity
+from kube.requests import Resources, allocatable, pod_requests
 from sim.controllers.base import Controller
 from sim.controllers.nodelifecycle import tolerates
 from sim.k8s import resources
@@ -51,56 +49,8 @@ BUILTIN_PRIORITIES = {"system-node-critical": 2_000_001_000, "system-cluster-cri
 TERMINAL = ("Succeeded", "Failed")
 
 
-@dataclass
-class Requests:
-    cpu: Decimal = Decimal(0)
-    memory: int = 0
-    pods: int = 0
-
-    def __iadd__(self, other: Requests) -> Requests:
-        self.cpu += other.cpu
-        self.memory += other.memory
-        self.pods += other.pods
-        return self
-
-    def __isub__(self, other: Requests) -> Requests:
-        self.cpu -= other.cpu
-        self.memory -= other.memory
-        self.pods -= other.pods
-        return self
-
-
-def pod_requests(pod: Mapping[str, Any]) -> Requests:
-    """What a pod asks of its node: the sum of its containers' requests (limits when no request is set,
-    as the API server defaults them), with init containers' maximum when larger."""
-    spec = pod.get("spec") or {}
-
-    def of(container: Mapping[str, Any]) -> tuple[Decimal, int]:
-        res = container.get("resources") or {}
-        wanted = {**(res.get("limits") or {}), **(res.get("requests") or {})}
-        cpu = parse_quantity(wanted["cpu"]) if "cpu" in wanted else Decimal(0)
-        memory = memory_bytes(wanted["memory"]) if "memory" in wanted else 0
-        return cpu, memory
-
-    total = Requests(pods=1)
-    for container in spec.get("containers") or []:
-        cpu, memory = of(container)
-        total.cpu += cpu
-        total.memory += memory
-    for container in spec.get("initContainers") or []:
-        cpu, memory = of(container)
-        total.cpu = max(total.cpu, cpu)
-        total.memory = max(total.memory, memory)
-    return total
-
-
-def allocatable(node: Mapping[str, Any]) -> Requests:
-    alloc = (node.get("status") or {}).get("allocatable") or {}
-    return Requests(
-        parse_quantity(alloc.get("cpu", "0")),
-        memory_bytes(alloc.get("memory", "0")),
-        int(alloc.get("pods", 0)),
-    )
+def node_allocatable(node: Mapping[str, Any]) -> Resources:
+    return allocatable((node.get("status") or {}).get("allocatable") or {})
 
 
 def node_ready(node: Mapping[str, Any]) -> bool:
@@ -130,7 +80,7 @@ def priority(pod: Mapping[str, Any]) -> int:
     return BUILTIN_PRIORITIES.get(spec.get("priorityClassName") or "", 0)
 
 
-def _shortfalls(want: Requests, have: Requests, taken: Requests) -> list[str]:
+def _shortfalls(want: Resources, have: Resources, taken: Resources) -> list[str]:
     """What a node with `have` allocatable, `taken` already, lacks for `want` (kube-scheduler's words)."""
     short = []
     if taken.pods + want.pods > have.pods:
@@ -166,7 +116,7 @@ def preemption(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tup
             reverse=True,
         )
         candidates = sorted(newest_first, key=priority)
-        have, taken = allocatable(node), Requests()
+        have, taken = node_allocatable(node), Resources()
         for other in staying:
             taken += pod_requests(other)
         victims: list[Obj] = []
@@ -250,7 +200,7 @@ def _spread(
 
 def place(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[str | None, str]:
     """The node `pod` goes to, or None and why not (kube-scheduler's FailedScheduling message)."""
-    used: dict[str, Requests] = {n["metadata"]["name"]: Requests() for n in nodes}
+    used: dict[str, Resources] = {n["metadata"]["name"]: Resources() for n in nodes}
     for other in pods:
         node_name = (other.get("spec") or {}).get("nodeName")
         if node_name in used and _occupies(other):
@@ -265,7 +215,7 @@ def place(pod: Mapping[str, Any], nodes: list[Obj], pods: list[Obj]) -> tuple[st
         why = [ineligible] if ineligible else []
         if ineligible is None:
             eligible.append(node)
-            why += _shortfalls(want, allocatable(node), used[name])
+            why += _shortfalls(want, node_allocatable(node), used[name])
         if why:
             for reason in why:
                 reasons[reason] = reasons.get(reason, 0) + 1

@@ -61,7 +61,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from quart import Quart, Response
 
-from kube.quantity import memory_bytes, parse_quantity
+from kube.requests import Resources, allocatable, pod_requests
 from sim.aws.instance_types import node_capacity
 from sim.serving import serve_until_signalled
 
@@ -212,55 +212,6 @@ def parse_options(args: Sequence[str]) -> Options:
 
 
 # ---------------------------------------------------------------------------------------------- resources
-
-
-@dataclass
-class Resources:
-    cpu: Decimal = Decimal(0)
-    memory: int = 0
-    pods: int = 0
-
-    def fits(self, other: Resources) -> bool:
-        """Whether `other` fits in this much room."""
-        return other.cpu <= self.cpu and other.memory <= self.memory and other.pods <= self.pods
-
-    def take(self, other: Resources) -> None:
-        self.cpu -= other.cpu
-        self.memory -= other.memory
-        self.pods -= other.pods
-
-    def copy(self) -> Resources:
-        return Resources(self.cpu, self.memory, self.pods)
-
-
-def pod_requests(pod: Mapping[str, Any]) -> Resources:
-    """What a pod asks of its node: its containers' requests summed (limits where no request is set),
-    its init containers' largest where that is more."""
-    spec = pod.get("spec") or {}
-
-    def of(container: Mapping[str, Any]) -> tuple[Decimal, int]:
-        res = container.get("resources") or {}
-        wanted = {**(res.get("limits") or {}), **(res.get("requests") or {})}
-        cpu = parse_quantity(wanted["cpu"]) if "cpu" in wanted else Decimal(0)
-        return cpu, memory_bytes(wanted["memory"]) if "memory" in wanted else 0
-
-    total = Resources(pods=1)
-    for container in spec.get("containers") or []:
-        cpu, memory = of(container)
-        total.cpu += cpu
-        total.memory += memory
-    for container in spec.get("initContainers") or []:
-        cpu, memory = of(container)
-        total.cpu, total.memory = max(total.cpu, cpu), max(total.memory, memory)
-    return total
-
-
-def allocatable(values: Mapping[str, Any]) -> Resources:
-    return Resources(
-        parse_quantity(values.get("cpu", "0")),
-        memory_bytes(values.get("memory", "0")),
-        int(values.get("pods", 0)),
-    )
 
 
 def utilization(node: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> float:
@@ -554,7 +505,7 @@ def _place(
     """Put `pod` in the first room that takes it (its labels and taints admit it); False if none does."""
     for room, labels, taints in rooms:
         if room.fits(asked) and selects_node(pod, labels) and tolerates(pod, taints):
-            room.take(asked)
+            room -= asked
             return True
     return False
 
@@ -576,7 +527,7 @@ def plan_scale_up(group: Group, pods: Sequence[Mapping[str, Any]]) -> ScaleUp | 
             if len(new) >= room_left:
                 continue
             room = template.copy()
-            room.take(asked)
+            room -= asked
             new.append((room, labels, taints))
         helped.append(pod)
     if not new:
@@ -733,7 +684,7 @@ class Autoscaler:
             room = allocatable(status.get("allocatable") or {})
             for pod in pods:
                 if (pod.get("spec") or {}).get("nodeName") == name:
-                    room.take(pod_requests(pod))
+                    room -= pod_requests(pod)
             rooms.append((room, dict(meta(node).get("labels") or {}), taints))
         return rooms
 

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from containers.nodestore import ImageStore
-from sim.controllers.scheduler import place, pod_requests
+from kube.requests import pod_requests
+from sim.controllers.scheduler import place
 from tests.conftest import BuiltImage
 from tests.kubelet.helpers import alive
 from tests.support.cluster import Cluster, condition, get_json, payment_pod, poll, start_cluster
