@@ -3,7 +3,7 @@
 Listener port 80 of every ALB is served on `--port`; `--listener LISTENER=LOCAL` serves another listener
 port on another local port (repeatable). `/healthz` (200 once the emulator was read) and `/targets` are on
 `--admin-port`, apart from the ALBs' routes. `--time-scale` shortens the target groups' health-check
-times and deregistration delays (a tenth of AWS's by default: a 15 s check interval is 1.5 s here).
+times (a tenth of AWS's by default: a 15 s check interval is 1.5 s here), not their deregistration delays.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--time-scale",
         type=float,
         default=0.1,
-        help="health-check intervals and timeouts and deregistration delays are the target group's times "
-        "this; 1 for AWS's own (default: %(default)s)",
+        help="health-check intervals and timeouts are the target group's times this; 1 for AWS's own "
+        "(default: %(default)s)",
     )
     parser.add_argument("--log-level", default="WARNING", help="log level (default: %(default)s)")
     args = parser.parse_args(argv)

@@ -11,11 +11,13 @@ times out: 504. A refused (or reset before answering) connection is retried once
 idempotent methods whose body was small enough to keep.
 
 A deregistered target drains: it gets no new request, and the requests already on it may finish for the
-group's deregistration delay (`deregistration_delay.timeout_seconds`, times `time_scale` like the health
-checks); then they are dropped (502 if not yet answered, else the client's connection is cut, as an ALB
-does). A target with nothing in flight is gone at once. One access log line per request, in the ALB's
-field order. The admin port serves `/healthz` and `/targets` (every registered target's measured health,
-with ELBv2's reason and description, and in-flight count; the draining ones), never the ALBs' routes.
+group's deregistration delay (`deregistration_delay.timeout_seconds`, in real seconds: unlike the health
+checks it is not scaled, since the deploy and the pods' drain wait that long, and a request slow on a
+busy machine must not be dropped where AWS would let it finish); then they are dropped (502 if not yet
+answered, else the client's connection is cut, as an ALB does). A target with nothing in flight is gone
+at once. One access log line per request, in the ALB's field order. The admin port serves `/healthz` and
+`/targets` (every registered target's measured health, with ELBv2's reason and description, and
+in-flight count; the draining ones), never the ALBs' routes.
 """
 
 from __future__ import annotations
@@ -277,7 +279,7 @@ class DataPlane:
                 key = (arn, target)
                 if key in registered or key not in self.inflight or key in self.draining:
                     continue
-                draining = Draining(group.name, now + group.deregistration_delay * self.time_scale)
+                draining = Draining(group.name, now + group.deregistration_delay)
                 self.draining[key] = draining
                 log.info("target %s of %s draining for %.1f s", target, group.name, draining.deadline - now)
                 for deadline in self.inflight[key]:

@@ -565,11 +565,11 @@ def test_a_cookie_a_target_sets_for_one_client_never_reaches_another(direct_alb:
 def test_what_a_draining_target_still_holds_after_the_deregistration_delay_is_dropped(
     elb: Any, dataplane: DataPlaneProcess, upstream: tuple[str, int], direct_alb: DirectAlb
 ) -> None:
-    """A delay of 50 s is 5 s at the data plane's default time scale of 0.1: `/slow` (2 s) finishes in
-    it, `/stall` (not yet answered) and `/trickle` (answering) are still going when it ends."""
+    """A delay of 5 s (not scaled, unlike the health checks): `/slow` (2 s) finishes in it, `/stall` (not
+    yet answered) and `/trickle` (answering) are still going when it ends."""
     elb.modify_target_group_attributes(
         TargetGroupArn=direct_alb.group_arn,
-        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "50"}],
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "5"}],
     )
     time.sleep(1.5)  # the data plane reads the emulator every 0.5 s
     outcomes: dict[str, Any] = {}
