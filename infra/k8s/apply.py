@@ -12,7 +12,8 @@ ownership" pitfall: a rolling update under load would lose all but one pod). So 
 hands the field over, as Kubernetes' documentation does: an apply of `spec.replicas` alone, at its live
 value, by a field manager of its own, keeps the field when the deploy's manager lets it go. A field the
 model stops setting is not seen as a difference by itself; the next apply of that object (for any other
-change) removes it, as server-side apply does for its field manager.
+change) removes it, as server-side apply does for its field manager. Except a Service's selector, which is
+compared whole: a key left in it would keep selecting the pods of a colour that is going away.
 
 `prune` deletes live objects that carry the deploy's prune label and are no longer rendered, in reverse
 dependency order; objects without the label are never touched.
@@ -130,6 +131,16 @@ def differences(desired: Any, live: Any, path: str = "", in_quantities: bool = F
     return [] if _same_scalar(desired, live, key, in_quantities) else [path]
 
 
+def _whole_map_differences(desired: Obj, live: Obj) -> list[str]:
+    """The maps whose every key is meaning, compared whole: a Service's selector with a key the model
+    no longer sets selects other pods (a colour's only), so that key's removal is a change to apply."""
+    if desired["kind"] != "Service":
+        return []
+    wanted = (desired.get("spec") or {}).get("selector")
+    held = (live.get("spec") or {}).get("selector")
+    return ["spec.selector"] if wanted is not None and held is not None and set(held) - set(wanted) else []
+
+
 def _without_replicas(obj: Obj) -> Obj:
     body = copy.deepcopy(obj)
     body.get("spec", {}).pop("replicas", None)
@@ -221,7 +232,7 @@ def planned_changes(objects: list[Obj], live: dict[str, Obj]) -> list[tuple[str,
             continue
         hpa_owns_replicas = obj["kind"] == "Deployment" and target in scaled_by_hpa
         body = _without_replicas(obj) if hpa_owns_replicas else obj
-        changed = differences(body, current)
+        changed = differences(body, current) or _whole_map_differences(body, current)
         if changed:
             shown = ", ".join(changed[:REPORTED_FIELDS])
             more = f" (+{len(changed) - REPORTED_FIELDS} more)" if len(changed) > REPORTED_FIELDS else ""

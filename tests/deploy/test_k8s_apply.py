@@ -173,6 +173,26 @@ def test_hpa_owned_replicas_are_set_at_creation_only() -> None:
     assert "replicas" not in body["spec"]
 
 
+def test_a_service_selector_key_the_model_no_longer_sets_is_a_change() -> None:
+    # a blue-green service turned rolling: its stable Service must stop selecting one colour's pods only
+    stable = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta("checkout"),
+        "spec": {
+            "selector": {"app.kubernetes.io/name": "checkout"},
+            "ports": [{"name": "http", "port": 8080}],
+        },
+    }
+    coloured = copy.deepcopy(stable)
+    coloured["spec"]["selector"]["shopstack.io/colour"] = "blue"
+    [(description, body)] = planned_changes([stable], {f"v1 Service {NS}/checkout": coloured})
+    assert description == f"update Service {NS}/checkout: spec.selector"
+    assert body["spec"]["selector"] == {"app.kubernetes.io/name": "checkout"}
+    assert planned_changes([stable], {f"v1 Service {NS}/checkout": copy.deepcopy(stable)}) == []
+    assert len(planned_changes([coloured], {f"v1 Service {NS}/checkout": stable})) == 1
+
+
 def _live_hpa(hpa: dict[str, Any]) -> dict[str, Any]:
     return {f"autoscaling/v2 HorizontalPodAutoscaler {NS}/scaled": hpa}
 
