@@ -202,8 +202,8 @@ def rollback(service: str) -> Commands:
         plan = plan_rollback(config, live, service)
     except ValueError as err:
         raise OperationValueError(str(err)) from None
-    (move,) = plan.moves
-    rolled_back = plan.current[service].runs[move.old].image
+    current = plan.current[service]
+    rolled_back = current.runs[current.live].image
     pinned = {**overrides, "rolled_back": {**overrides.get("rolled_back", {}), service: rolled_back}}
     if pinned != overrides:
         yield FunctionCommand(_save, (pinned,), {})

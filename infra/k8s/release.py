@@ -48,12 +48,18 @@ SMOKE_TIMEOUT_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class Move:
-    """One service's release: from the `old` colour to the `new` one, which runs `run`."""
+    """One service's release: from the `old` colour (None: the service's rolling Deployment, when a
+    rolling service becomes blue-green) to the `new` one, which runs `run`."""
 
     service: str
-    old: Colour
+    old: Colour | None
     new: Colour
     run: Run
+
+    @property
+    def old_name(self) -> str:
+        """The Deployment that served before the move."""
+        return self.service if self.old is None else coloured(self.service, self.old)
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,26 @@ def plan_releases(
         (staged, switched, final), move = colours.move(name, wanted)
         plan["staged"][name], plan["switched"][name], plan["final"][name] = staged, switched, final
         moves.append(move)
+    for name in becoming_blue_green(config, live, plan["current"]):
+        # its live colour comes up beside the rolling pods, both selected, and takes over at the switch;
+        # the prune then removes the rolling Deployment
+        plan["current"][name] = plan["staged"][name] = Release(every_colour=True)
+        plan["switched"][name] = plan["final"][name] = Release()
+        moves.append(Move(name, None, Release().live, desired_run(config, row(name), config.images[name])))
     return ReleasePlan(**plan, moves=tuple(moves))
+
+
+def becoming_blue_green(
+    config: ModelConfig, live: Mapping[str, Obj], coloured: Mapping[str, Release]
+) -> list[str]:
+    """The blue-green services that run as a rolling Deployment now, with no colour deployed."""
+    return [
+        name
+        for name in (service_row.name for service_row in SERVICES)
+        if config.strategy(name) == "blue-green"
+        and name not in coloured
+        and object_key(_ref("apps/v1", "Deployment", config.namespace, name)) in live
+    ]
 
 
 def plan_rollback(config: ModelConfig, live: Mapping[str, Obj], service: str) -> ReleasePlan:
@@ -205,7 +230,7 @@ def _smoke(state: State, host: Host, move: Move, paths: tuple[str, ...]) -> bool
             reason = f"{answer.status_code} {answer.text[:200].strip()}"
         host.log_styled(
             f"{move.service}: the new colour {move.new} failed its smoke check GET {path}: {reason}; "
-            f"it takes no traffic, {move.old} keeps serving",
+            f"it takes no traffic, {move.old_name} keeps serving",
             fg="red",
             log_func=log.error,
         )
@@ -235,6 +260,6 @@ def drain(moves: tuple[Move, ...], seconds: float) -> Generator[FunctionCommand,
     deregistration delay) before they go to zero."""
     commands = []
     if moves:
-        old = ", ".join(coloured(move.service, move.old) for move in moves)
+        old = ", ".join(move.old_name for move in moves)
         commands.append(DescribedCommand(f"let {old} drain for {seconds:g} s", _wait, (seconds,)))
     yield from changes(commands, "no old colour to drain")

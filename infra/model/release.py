@@ -69,3 +69,6 @@ class Release:
     live: Colour = "blue"
     runs: Mapping[Colour, Run] = field(default_factory=dict)
     replicas: Mapping[Colour, int] = field(default_factory=dict)
+    #: the stable Service selects every pod of the service, of either colour or none: while a rolling
+    #: service becomes blue-green, its rolling pods serve until the live colour is up and takes over
+    every_colour: bool = False

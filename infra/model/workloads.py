@@ -289,7 +289,7 @@ def service_objects(config: ModelConfig, row: ServiceRow, image: str, replicas: 
         scaled = row.name
     else:
         release = config.releases.get(row.name, Release())
-        objects.append(service(config, row, row.name, release.live))
+        objects.append(service(config, row, row.name, None if release.every_colour else release.live))
         for colour in COLOURS:
             name = coloured(row.name, colour)
             count = release.replicas.get(colour, replicas if colour == release.live else 0)

@@ -296,7 +296,8 @@ def test_irsa_roles_in_aws_and_emulator_credentials_locally() -> None:
         assert "eks.amazonaws.com/role-arn" in find(aws, "ServiceAccount", name)["metadata"]["annotations"]
         assert "AWS_ENDPOINT_URL" not in find(aws, "ConfigMap", f"{name}-blue-config")["data"]
         assert (
-            find(local, "ConfigMap", f"{name}-blue-config")["data"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+            find(local, "ConfigMap", f"{name}-blue-config")["data"]["AWS_ENDPOINT_URL"]
+            == "http://127.0.0.1:4566"
         )
         env_from = live_deployment(local, name)["spec"]["template"]["spec"]["containers"][0]["envFrom"]
         assert {"secretRef": {"name": "aws-emulator-credentials"}} in env_from

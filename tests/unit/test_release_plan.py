@@ -163,6 +163,28 @@ def test_a_rolling_service_has_one_deployment_and_is_never_planned() -> None:
     )
 
 
+def test_a_rolling_service_becomes_blue_green_with_its_rolling_pods_serving_until_the_switch() -> None:
+    rolling = replace(LOCAL, strategies={"checkout": "rolling"})
+    live = live_of(rolling)
+    plan = plan_releases(LOCAL, live)
+    (move,) = plan.moves
+    assert (move.service, move.old, move.new, move.old_name) == ("checkout", None, "blue", "checkout")
+    current, staged, switched, final = (
+        render(replace(LOCAL, releases=releases))
+        for releases in (plan.current, plan.staged, plan.switched, plan.final)
+    )
+    for objects in (current, staged):  # the blue colour comes up; the Service selects it and the rolling pods
+        assert selector_of(objects, "checkout") == {"app.kubernetes.io/name": "checkout"}
+        assert find(objects, "Deployment", "checkout-blue")["spec"]["replicas"] >= 1
+    for objects in (switched, final):
+        assert selector_of(objects, "checkout")["shopstack.io/colour"] == "blue"
+    assert final == render(LOCAL)
+    # and back: a blue-green service becoming rolling is selected whole at once (its colours' pods and the
+    # rolling ones), with no release
+    assert plan_releases(rolling, live_of(LOCAL)).moves == ()
+    assert selector_of(render(rolling), "checkout") == {"app.kubernetes.io/name": "checkout"}
+
+
 @pytest.mark.parametrize("service", SERVICE_NAMES)
 def test_every_service_is_blue_green_by_default(service: str) -> None:
     objects = render(LOCAL)
