@@ -150,46 +150,42 @@ def _without_replicas(obj: Obj) -> Obj:
 def _hand_replicas_over(state: State, host: Host, body: Obj, description: str) -> bool | None:
     """Keep a Deployment's live `spec.replicas` owned by `REPLICAS_MANAGER`, so that an apply without the
     field does not reset it (see the module's docstring)."""
-    client = cloud_of(host).kube()
-    if client is None:
-        raise RuntimeError(f"{description}: the cluster does not exist")
     meta = body["metadata"]
-    res = resource_class(body["apiVersion"], body["kind"])
     try:
-        live = client.get(res, meta["name"], namespace=meta.get("namespace"))
-        replicas = {"spec": {"replicas": live.spec.replicas}}  # type: ignore[attr-defined]
-        client.patch(
-            res,
-            meta["name"],
-            {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": _name_of(meta)} | replicas,
-            namespace=meta.get("namespace"),
-            patch_type=PatchType.APPLY,
-            field_manager=REPLICAS_MANAGER,
-            force=True,
+        live = _client(host, description).get(
+            resource_class(body["apiVersion"], body["kind"]), meta["name"], namespace=meta.get("namespace")
         )
     except ApiError as err:
         host.log_styled(f"{description} failed: {err.status.message}", fg="red", log_func=log.error)
         return False
-    return None
+    held = {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "metadata": {key: meta[key] for key in ("name", "namespace") if key in meta},
+        "spec": {"replicas": live.spec.replicas},  # type: ignore[attr-defined]
+    }
+    return _server_side_apply(state, host, held, description, REPLICAS_MANAGER)
 
 
-def _name_of(meta: Obj) -> Obj:
-    return {key: meta[key] for key in ("name", "namespace") if key in meta}
-
-
-def _server_side_apply(state: State, host: Host, body: Obj, description: str) -> bool | None:
+def _client(host: Host, description: str) -> Any:
     client = cloud_of(host).kube()
     if client is None:
         raise RuntimeError(f"{description}: the cluster does not exist")
+    return client
+
+
+def _server_side_apply(
+    state: State, host: Host, body: Obj, description: str, field_manager: str = FIELD_MANAGER
+) -> bool | None:
     meta = body["metadata"]
     try:
-        client.patch(
+        _client(host, description).patch(
             resource_class(body["apiVersion"], body["kind"]),
             meta["name"],
             body,
             namespace=meta.get("namespace"),
             patch_type=PatchType.APPLY,
-            field_manager=FIELD_MANAGER,
+            field_manager=field_manager,
             force=True,
         )
     except ApiError as err:
