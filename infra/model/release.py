@@ -15,8 +15,6 @@ running the desired image and configuration.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -50,11 +48,6 @@ class Run:
 
     image: str
     env: Mapping[str, str]
-
-    @property
-    def config_checksum(self) -> str:
-        """Carried by the pod template, so that a change of the environment rolls the colour's pods."""
-        return hashlib.sha256(json.dumps(dict(self.env), sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def deployment(
 ) -> Obj:
     """The Deployment `name` of `row`'s pods running `run` (of one colour, for a blue-green service)."""
     annotations = {
-        common.CHECKSUM_ANNOTATION: run.config_checksum,
+        common.CHECKSUM_ANNOTATION: common.checksum(run.env),
         common.SCRAPE: "true",
         common.SCRAPE_PORT: str(HTTP_PORT),
         common.SCRAPE_PATH: "/metrics",
