@@ -254,11 +254,7 @@ def apply(objects: list[Obj], after: list[Obj] | None = None) -> Generator[Funct
     for description, _ in changes:
         host.log_styled(description, fg="yellow", log_func=log.info)
     for description, body in changes:
-        if (
-            description.startswith("update ")
-            and body["kind"] == "Deployment"
-            and "replicas" not in body["spec"]
-        ):
+        if object_key(body) in live and body["kind"] == "Deployment" and "replicas" not in body["spec"]:
             handover = f"hand the replicas of {describe(body)} over to its HPA"
             yield DescribedCommand(handover, _hand_replicas_over, (body, handover))
         yield DescribedCommand(description, _server_side_apply, (body, description))
