@@ -189,8 +189,12 @@ def command_verify(args: argparse.Namespace) -> int:
     store = Store(args.store or default_store(args.out))
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task("verify", total=sum(1 for _ in store.realisations()))
-        report = verify(store, repair=args.repair, progress=lambda name: progress.advance(task))
+        task = progress.add_task("verify", total=None)
+        report = verify(
+            store,
+            repair=args.repair,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     for corrupt in report.corrupt:
         print(corrupt.line(), file=sys.stderr)
     summary(report.line())

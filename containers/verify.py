@@ -40,16 +40,20 @@ class VerifyReport:
         return f"verified {self.checked} store paths: {len(self.corrupt)} corrupt ({what})"
 
 
-def verify(store: Store, repair: bool = False, progress: Callable[[str], None] | None = None) -> VerifyReport:
-    """Hash every store path again; with `repair`, delete the corrupt ones."""
+def verify(
+    store: Store, repair: bool = False, progress: Callable[[int, int], None] | None = None
+) -> VerifyReport:
+    """Hash every store path again; with `repair`, delete the corrupt ones. `progress(done, total)` is
+    called after each path."""
     report = VerifyReport(repaired=repair)
-    for found in store.realisations():
-        if progress is not None:
-            progress(found.store_name)
-        report.checked += 1
+    realisations = list(store.realisations())
+    for found in realisations:
         actual = tree_hash(found.path)
         if actual != found.output_hash:
             report.corrupt.append(Corrupt(found.store_name, found.output_hash, actual))
             if repair:
                 store.delete(found.store_name)
+        report.checked += 1
+        if progress is not None:
+            progress(report.checked, len(realisations))
     return report
