@@ -37,7 +37,7 @@ auto-discovery tags), so `TagResource`, `UntagResource` and `ListTagsForResource
 DynamoDB's requests run one at a time, so that a conditional write is atomic as in DynamoDB (moto checks
 and writes in the request's thread). S3's object listings are written by `sim.aws.s3_listing` from moto's
 model, in microseconds an object instead of moto's millisecond. Every other path is moto's (`/moto-api/`
-included).
+included), through moto's dispatcher with its per-request costs taken out (`sim.aws.serving`).
 """
 
 from __future__ import annotations
@@ -585,17 +585,15 @@ def _exit(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs (SQS queues, ...) from it
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import create_backend_app
     from werkzeug.serving import run_simple
+
+    from sim.aws.serving import Dispatcher, RequestHandler
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit)
-    app = AdminRoutes(DomainDispatcherApplication(create_backend_app))
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    app = AdminRoutes(Dispatcher(create_backend_app))
+    run_simple(args.host, args.port, app, threaded=True, request_handler=RequestHandler)
 
 
 if __name__ == "__main__":

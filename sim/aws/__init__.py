@@ -1,7 +1,8 @@
 """The AWS emulator: moto in server mode, on loopback, with the AWS-managed IAM policies loaded, behind the
 local cloud's own admin routes (`sim.awsemulator`); how it is started (one command line, for the supervisor
 and the tests alike) and how clients reach it. `instance_types`: what EC2's instance types offer a node;
-`s3_listing`: S3's object listings, answered from moto's model faster than moto writes them."""
+`s3_listing`: S3's object listings, answered from moto's model faster than moto writes them; `serving`:
+moto's dispatcher and request handler without their per-request costs."""
 
 from __future__ import annotations
 

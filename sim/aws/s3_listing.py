@@ -16,6 +16,7 @@ to moto unchanged, errors included.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -34,6 +35,8 @@ _ANSWERED = frozenset(
     {"list-type", "prefix", "delimiter", "continuation-token", "start-after", "max-keys", "encoding-type"}
 )
 _BUCKET_PATH = re.compile(r"^/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/?$")
+#: each listed key's `<Contents>` (keys unencoded), for as long as moto holds the key
+_WRITTEN: weakref.WeakKeyDictionary[FakeKey, str] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def list_objects_v2(request: ListingRequest, start_response: StartResponse) -> I
         _element("KeyCount", str(len(keys) + len(folders))),
         _element("IsTruncated", "true" if truncated else "false"),
     ]
-    parts += (_contents(key, encoded) for key in keys)
+    parts += (_contents(key) if encoding is None else _contents_of(key, encoded) for key in keys)
     if delimiter:
         parts.append(_element("Delimiter", delimiter))
         parts += (f"<CommonPrefixes>{_element('Prefix', folder)}</CommonPrefixes>" for folder in folders)
@@ -113,7 +116,16 @@ def list_objects_v2(request: ListingRequest, start_response: StartResponse) -> I
     return [body]
 
 
-def _contents(key: FakeKey, encoded: Callable[[str], str]) -> str:
+def _contents(key: FakeKey) -> str:
+    """The key's `<Contents>`, written once: moto replaces a key's object when it is written again, and
+    Tansu lists the same batches on every fetch."""
+    written = _WRITTEN.get(key)
+    if written is None:
+        written = _WRITTEN[key] = _contents_of(key, str)
+    return written
+
+
+def _contents_of(key: FakeKey, encoded: Callable[[str], str]) -> str:
     fields = [
         _element("Key", encoded(key.name)),
         _element("LastModified", key.last_modified_ISO8601),

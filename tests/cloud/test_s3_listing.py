@@ -92,6 +92,21 @@ def test_a_continuation_token_pages_as_moto_does(moto_app: DomainDispatcherAppli
     assert _ours(f"/{bucket}", query) == _moto(moto_app, f"/{bucket}", query)
 
 
+def test_a_key_written_again_is_listed_as_it_is_now(moto_app: DomainDispatcherApplication) -> None:
+    name = f"kafka-{uuid.uuid4().hex[:12]}"
+    client = Client(moto_app)
+    assert client.put(f"/{name}", headers=SIGNED).status_code == 200
+    assert client.put(f"/{name}/watermark.json", data=b"{}", headers=SIGNED).status_code == 200
+    before = _ours(f"/{name}", "list-type=2")
+    assert client.put(f"/{name}/watermark.json", data=b'{"high": 42}', headers=SIGNED).status_code == 200
+
+    after = _ours(f"/{name}", "list-type=2")
+
+    assert after == _moto(moto_app, f"/{name}", "list-type=2")
+    assert before["ListBucketResult"]["Contents"]["Size"] == "2"
+    assert after["ListBucketResult"]["Contents"]["Size"] == "12"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "query", "headers"),
     [
