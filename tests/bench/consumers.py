@@ -195,7 +195,9 @@ def main() -> None:
                 last = wait_until(
                     lambda: asyncio.run(committed(bootstrap, group)) >= args.orders, 600, "the drain"
                 )
-            drain_rate = (args.orders - head) / (last - first) if last > first else float("inf")
+            if head >= args.orders:
+                raise SystemExit(f"drained at the first look ({head} committed): give more --orders")
+            drain_rate = (args.orders - head) / (last - first)
 
             steady = int(args.rate * args.seconds)
             since = datetime.now().astimezone()
