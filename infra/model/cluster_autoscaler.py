@@ -32,7 +32,6 @@ UID: Final = 65534
 RBAC: Final = "rbac.authorization.k8s.io/v1"
 ENABLED_TAG: Final = "k8s.io/cluster-autoscaler/enabled"
 #: the annotation that keeps a pod's node from being scaled down (`"false"`), or lets it go (`"true"`)
-SAFE_TO_EVICT: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 
 def cluster_tag(cluster_name: str) -> str:
@@ -179,7 +178,7 @@ def _deployment(config: ModelConfig) -> Obj:
                 "metadata": {
                     "labels": common.labels(config, NAME),
                     # it must not scale away the node it runs on while it works (upstream's FAQ)
-                    "annotations": {SAFE_TO_EVICT: "false"},
+                    "annotations": {common.SAFE_TO_EVICT: "false"},
                 },
                 "spec": {
                     "serviceAccountName": NAME,

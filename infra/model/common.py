@@ -29,6 +29,8 @@ SCRAPE_PATH = "prometheus.io/path"
 #: the uid:gid of the project's images (containers/images.toml)
 SHOP_UID = 10001
 ZONE_KEY = "topology.kubernetes.io/zone"
+#: the cluster autoscaler removes no node that runs a pod annotated with this set to "false"
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 
 def labels(config: ModelConfig, component: str, tier: str = "platform") -> dict[str, str]:

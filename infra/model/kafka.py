@@ -90,7 +90,12 @@ def _statefulset(config: ModelConfig) -> Obj:
         "podManagementPolicy": "Parallel",
         "selector": {"matchLabels": common.selector(KAFKA)},
         "template": {
-            "metadata": {"labels": common.labels(config, KAFKA)},
+            "metadata": {
+                "labels": common.labels(config, KAFKA),
+                # one broker, no replicas: a scale-down moving it is an outage of every publish (and its
+                # gp3 volume is bound to its zone)
+                "annotations": {common.SAFE_TO_EVICT: "false"},
+            },
             "spec": {
                 "serviceAccountName": KAFKA,
                 "automountServiceAccountToken": False,

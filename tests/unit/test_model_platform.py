@@ -18,6 +18,7 @@ import yaml
 from infra.model import SERVICES, render
 from infra.model.alerting import alert_names
 from kube.quantity import parse_quantity
+from sim.standins import cluster_autoscaler
 from tests.unit.model_configs import AWS, LOCAL, STAGES, find, render_with
 
 #: a t3.medium's allocatable on EKS (2 vCPU, 4 GiB less kube and system reserves), and the
@@ -146,3 +147,23 @@ def test_kafka_keeps_its_log_on_gp3_in_aws_and_in_an_empty_dir_locally() -> None
     env = {e["name"]: e["value"] for e in local["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert find(render(LOCAL), "Service", "kafka")["spec"]["ports"][0]["port"] == 9092
+
+
+@pytest.mark.parametrize("config", STAGES.values(), ids=STAGES.keys())
+def test_the_cluster_autoscaler_never_moves_the_one_kafka_broker(config: Any) -> None:
+    """A scale-down that evicted the broker stopped every publish for seconds (checkouts answered 503)."""
+    rendered = render(config)
+    template = find(rendered, "StatefulSet", "kafka")["spec"]["template"]
+    broker = {
+        "metadata": {
+            **template["metadata"],
+            "name": "kafka-0",
+            "namespace": config.namespace,
+            "ownerReferences": [{"kind": "StatefulSet", "name": "kafka", "controller": True}],
+        },
+        "spec": template["spec"],
+    }
+    (container,) = find(rendered, "Deployment", "cluster-autoscaler")["spec"]["template"]["spec"]["containers"]
+    options = cluster_autoscaler.parse_options(container["command"][1:] + container.get("args", []))
+
+    assert "safe-to-evict" in str(cluster_autoscaler.blocker(broker, [], options))
