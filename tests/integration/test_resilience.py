@@ -70,9 +70,14 @@ def test_a_killed_pod_of_every_service_is_replaced_with_no_failed_checkout(stage
                     and workload_available(stage, Deployment, stage.live_deployment(s))
                 )
 
-            eventually(
-                replaced, timeout=REPLACED_SECONDS, interval=0.5, what=f"{service}'s pod {victim} replaced"
-            )
+            try:
+                eventually(replaced, timeout=REPLACED_SECONDS, interval=0.5)
+            except AssertionError:
+                raise AssertionError(
+                    f"{service}'s pod {victim} not replaced within {REPLACED_SECONDS}s (live colour "
+                    f"{stage.live_deployment(service)}): {pod_states(stage, service)}; "
+                    f"{pending_reasons(stage, service)}"
+                ) from None
         placed_while_killing = len(load.placed)
     assert load.failures == [], (
         f"{len(load.failures)} of {load.attempts} checkouts failed: {load.failures[:5]}"
@@ -98,6 +103,25 @@ def pod_states(stage: Stage, service: str) -> str:
         for p in pods
         if p.metadata and p.spec
     )
+
+
+def pending_reasons(stage: Stage, service: str) -> str:
+    """Why each of `service`'s pods that is not Ready is not: its conditions' and containers' reasons."""
+    reasons = []
+    for pod in stage.kube().list(Pod, namespace=stage.namespace, labels={NAME_LABEL: service}):
+        if pod.metadata is None or pod.status is None or ready(pod):
+            continue
+        why = [
+            f"{c.type}={c.status} {c.reason or ''} {c.message or ''}".strip()
+            for c in pod.status.conditions or []
+        ]
+        why += [
+            f"{c.name}: {c.state.waiting.reason} {c.state.waiting.message or ''}".strip()
+            for c in pod.status.containerStatuses or []
+            if c.state and c.state.waiting
+        ]
+        reasons.append(f"{pod.metadata.name} ({pod.status.phase}): {'; '.join(why) or 'no conditions'}")
+    return ", ".join(reasons) or "every pod Ready"
 
 
 def unschedulable(pod: Pod) -> bool:
