@@ -163,7 +163,8 @@ def test_the_cluster_autoscaler_never_moves_the_one_kafka_broker(config: Any) ->
         },
         "spec": template["spec"],
     }
-    (container,) = find(rendered, "Deployment", "cluster-autoscaler")["spec"]["template"]["spec"]["containers"]
+    autoscaler = find(rendered, "Deployment", "cluster-autoscaler")
+    (container,) = autoscaler["spec"]["template"]["spec"]["containers"]
     options = cluster_autoscaler.parse_options(container["command"][1:] + container.get("args", []))
 
     assert "safe-to-evict" in str(cluster_autoscaler.blocker(broker, [], options))
