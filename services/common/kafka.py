@@ -219,10 +219,17 @@ class Worker:
         """Messages behind the end of the assigned partitions, as of the last fetch."""
         return self._lag
 
+    def connected(self) -> bool:
+        """Whether the worker is running with a consumer the broker answered: what its readiness means.
+
+        Not whether it owns partitions yet: joining the group takes seconds (and a member beyond the
+        partitions' count owns none until another leaves), and a pod that can consume can serve; the
+        group's lag is a metric (`messaging.kafka.consumer.lag`), not a readiness gate."""
+        return self._task is not None and not self._task.done() and self._consumer is not None
+
     def assigned(self) -> bool:
-        """Whether the worker is running and owns partitions: what its readiness means."""
-        alive = self._task is not None and not self._task.done()
-        return alive and self._consumer is not None and bool(self._consumer.assignment())
+        """Whether the worker is running and owns partitions of its topic now."""
+        return self.connected() and self._consumer is not None and bool(self._consumer.assignment())
 
     async def _supervise(self) -> None:
         """Connect, then consume; an unexpected failure is logged and consuming resumes after a pause."""

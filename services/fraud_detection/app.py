@@ -84,9 +84,9 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         )
 
     @app.readiness_check("kafka-consumer")
-    async def consumer_joined() -> None:
-        if worker is None or not worker.assigned():
-            raise RuntimeError(f"consumer group {CONSUMER_GROUP} has assigned no partition yet")
+    async def consumer_connected() -> None:
+        if worker is None or not worker.connected():
+            raise RuntimeError(f"consumer group {CONSUMER_GROUP}: not connected to Kafka")
 
     @app.get("/orders/<order_id>")
     @answers(404)

@@ -24,6 +24,7 @@ from tests.support.kafka import create_topic
 
 # A consumer group takes about 5 s to form on Tansu, and as long again to rebalance.
 DEADLINE_SECONDS = 40
+REBALANCE_SECONDS = 10
 POLL_SECONDS = 0.05
 
 
@@ -189,3 +190,30 @@ async def test_a_fetch_is_handled_concurrently_in_order_per_key_and_a_failure_is
         assert await consumer.committed(TopicPartition(topic, 0)) == 40
     finally:
         await consumer.stop()
+
+
+async def test_a_worker_is_ready_once_connected_before_it_owns_a_partition(kafka_bootstrap: str) -> None:
+    """Readiness is "can consume": at once when the broker answers, though joining the group takes
+    seconds, and for a member beyond the partitions' count, which owns none until another leaves."""
+    topic = await new_topic(kafka_bootstrap, partitions=1)
+
+    async def handle(record: ConsumerRecord) -> None:
+        pass
+
+    async with Worker(kafka_bootstrap, topic, "ready-test", handle) as first:
+        assert first.connected()
+        assert not first.assigned()
+        await until(first.assigned, "the partition assigned")
+        async with Worker(kafka_bootstrap, topic, "ready-test", handle) as second:
+            for _ in range(int(REBALANCE_SECONDS / POLL_SECONDS)):  # through the group's rebalance
+                assert second.connected()
+                assert [first.assigned(), second.assigned()].count(True) <= 1, "one partition, two owners"
+                await asyncio.sleep(POLL_SECONDS)
+
+
+async def test_a_worker_is_not_ready_while_the_broker_does_not_answer() -> None:
+    async def handle(record: ConsumerRecord) -> None:
+        pass
+
+    async with Worker("127.0.0.1:1", "orders", "unreachable-test", handle) as worker:
+        assert not worker.connected()
