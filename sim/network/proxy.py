@@ -127,6 +127,11 @@ class Listener:
         self.connections.add(task)
         try:
             await self._forward(reader, writer)
+        except asyncio.CancelledError:
+            # `close` ended the connection: end the task quietly (Python 3.11's stream server logs the
+            # CancelledError of a cancelled connection task as an error)
+            if not self.closed:
+                raise
         finally:
             self.connections.discard(task)
 

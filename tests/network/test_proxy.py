@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -189,3 +190,20 @@ async def listening(port: int) -> bool:
 
 async def refused_on(port: int) -> bool:
     return not await listening(port)
+
+
+async def test_a_stop_ends_the_open_connections_quietly(
+    network: Network, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await eventually(lambda: serving(network.port))
+    reader, writer = await asyncio.open_connection(CLUSTER_IP, network.port)
+    try:
+        assert await asyncio.wait_for(reader.readline(), 5)
+        with caplog.at_level(logging.ERROR):
+            await network.proxy.stop()
+            ended = await asyncio.wait_for(reader.read(), 5)
+            await asyncio.sleep(0.1)  # the stream server's done-callbacks have run
+    finally:
+        writer.close()
+    assert ended == b"", "the connection outlived the proxy"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
