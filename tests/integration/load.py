@@ -46,6 +46,17 @@ class Answer:
     version: str
 
 
+@dataclass(frozen=True)
+class LoadFigures:
+    """What one load did, for the run's summary: its kind, requests, those that failed, orders placed."""
+
+    kind: str
+    requests: int
+    failed: int
+    placed: int
+    seconds: float
+
+
 @dataclass
 class ShopLoad:
     """`shoppers` Locust users against `shop_url`, pausing `pause_seconds` between tasks, for at most
@@ -53,6 +64,8 @@ class ShopLoad:
 
     #: the user's tasks this load runs, by name (None: all, by their weights)
     tasks: ClassVar[tuple[str, ...] | None] = None
+    #: every load of this process once stopped, in order (the suite's summary reports them by test)
+    finished: ClassVar[list[LoadFigures]] = []
 
     shop_url: str
     shoppers: int = 2
@@ -66,6 +79,8 @@ class ShopLoad:
     _reader: threading.Thread | None = None
     _stderr: IO[str] | None = None
     _stopping: bool = False
+    _started: float = 0.0
+    _reported: bool = False
 
     def __enter__(self) -> Self:
         config = {
@@ -75,6 +90,7 @@ class ShopLoad:
             "pause_seconds": self.pause_seconds,
             "tasks": self.tasks,
         }
+        self._started = time.monotonic()
         self._child, self._stderr = start_child(config)
         self._reader = threading.Thread(target=self._read, name=f"{type(self).__name__}-reader", daemon=True)
         self._reader.start()
@@ -98,6 +114,18 @@ class ShopLoad:
             self._reader.join(timeout=30)
         if self._stderr is not None:
             self._stderr.close()
+        if self._reported:
+            return
+        self._reported = True
+        with self._lock:
+            figures = LoadFigures(
+                type(self).__name__,
+                len(self.answers),
+                len(self._failures),
+                len(self.placed),
+                time.monotonic() - self._started,
+            )
+        ShopLoad.finished.append(figures)
 
     @property
     def failures(self) -> list[str]:

@@ -6,7 +6,8 @@
     pytest tests/integration --stage aws         # a real AWS account (see stages/aws.py)
     pytest tests/integration --stage kind        # kind and an AWS emulator container (needs Docker)
 
-The run ends with the time each phase took (also written to `<logs>/phases.json`). SIGTERM is turned
+The run ends with the time each phase took (also written to `<logs>/phases.json`), and what each load
+of a test did: requests, failures, orders placed (also in `<logs>/loads.json`). SIGTERM is turned
 into an interrupt, so that a run stopped by tox or CI still takes its stage down.
 """
 
@@ -15,16 +16,21 @@ from __future__ import annotations
 import json
 import os
 import signal
+from dataclasses import asdict
 from types import FrameType
 
 import pytest
 from rich.console import Console
 
+from tests.integration.load import LoadFigures, ShopLoad
 from tests.integration.stages import aws, kind
 from tests.integration.stages.base import Stage
 
 STAGES = ("local", "aws", "kind")
 stage_key = pytest.StashKey[Stage]()
+#: the loads each test ran, by test, for the summary
+loads_key = pytest.StashKey[dict[str, list[LoadFigures]]]()
+_loads_before = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -94,6 +100,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_loads_before] = len(ShopLoad.finished)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    ran = ShopLoad.finished[item.stash.get(_loads_before, len(ShopLoad.finished)) :]
+    if ran:
+        item.config.stash.setdefault(loads_key, {})[item.nodeid] = list(ran)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     stage = config.stash.get(stage_key, None)
     if stage is None:
@@ -104,6 +120,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     console.print(f"[bold]{stage.name} stage[/bold]: {split}")
     stage.logs.mkdir(parents=True, exist_ok=True)
     (stage.logs / "phases.json").write_text(json.dumps(phases, indent=2) + "\n")
+    loads = config.stash.get(loads_key, {})
+    if loads:
+        console.print("[bold]Loads[/bold] (requests, failed, orders placed, seconds):")
+        for test, figures in loads.items():
+            for load in figures:
+                name = test.split("::")[-1]
+                console.print(
+                    f"  {name}: {load.kind} {load.requests:,} requests, {load.failed} failed, "
+                    f"{load.placed:,} orders placed, {load.seconds:.0f} s"
+                )
+        (stage.logs / "loads.json").write_text(
+            json.dumps({test: [asdict(f) for f in figures] for test, figures in loads.items()}, indent=2)
+            + "\n"
+        )
     if stage.keep:
         try:
             urls = stage.urls()

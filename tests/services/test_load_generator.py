@@ -23,7 +23,7 @@ import pytest
 
 from services.common.flag_contract import Flag
 from sim.supervisor.process import ManagedProcess, free_port, http_ok
-from tests.integration.load import CheckoutLoad, MixedLoad, start_child
+from tests.integration.load import CheckoutLoad, MixedLoad, ShopLoad, start_child
 from tests.support.shop import HOST, FlagsFile, Shop
 from tests.support.waiting import eventually
 
@@ -150,6 +150,10 @@ def test_the_mixed_load_names_each_failed_request_and_nothing_else(
     assert all(a.version for a in load.answers), "every answer names frontend-proxy's version"
     assert len(load.answers) <= 150 + 3 * 12, "the load stops at its count, less the tasks in flight"
     assert load.since(max(a.at for a in load.answers)) == []
+    # what the suite's summary reports of it
+    figures = ShopLoad.finished[-1]
+    assert (figures.kind, figures.requests, figures.failed) == ("MixedLoad", len(load.answers), len(failed))
+    assert figures.placed == len(load.placed)
 
 
 @pytest.fixture
