@@ -31,7 +31,6 @@ PORT: Final = 8085
 UID: Final = 65534
 RBAC: Final = "rbac.authorization.k8s.io/v1"
 ENABLED_TAG: Final = "k8s.io/cluster-autoscaler/enabled"
-#: the annotation that keeps a pod's node from being scaled down (`"false"`), or lets it go (`"true"`)
 
 
 def cluster_tag(cluster_name: str) -> str:

@@ -29,7 +29,8 @@ SCRAPE_PATH = "prometheus.io/path"
 #: the uid:gid of the project's images (containers/images.toml)
 SHOP_UID = 10001
 ZONE_KEY = "topology.kubernetes.io/zone"
-#: the cluster autoscaler removes no node that runs a pod annotated with this set to "false"
+#: the annotation that keeps a pod's node from being scaled down by the cluster autoscaler (`"false"`),
+#: or lets it go (`"true"`)
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 
