@@ -4,9 +4,10 @@
 
 Starts the AWS emulator with the shop's tables, a Tansu broker with the `orders` topic and the OTLP
 receiver, then each service as `python -m services.<name>` with full telemetry, its peers running
-already (as the component tests start them); each run of a service is a fresh process, timed from its
-start to its first `/healthz` 200 and to its first `/readyz` 200, then stopped. Prints the median and
-the slowest run of each. Bounded: every process on 127.0.0.1, a fixed number of runs.
+already (as the component tests start them); each run of a service is a fresh process (`Shop.start`,
+polling every 50 ms), timed from its start to its first `/healthz` 200 and to its first `/readyz` 200,
+then stopped. Prints the median and the slowest run of each. Bounded: every process on 127.0.0.1, a
+fixed number of runs.
 """
 
 from __future__ import annotations
@@ -29,33 +30,19 @@ from tests.support.moto import start_moto
 from tests.support.shop import HOST, MODULES, PEERS, FlagsFile, Shop, create_tables
 
 ORDERS_PARTITIONS = 3
-POLL_SECONDS = 0.02
 console = Console()
-
-
-def first_ok(url: str, timeout: float = 60) -> float:
-    """Poll `url` until it answers 200; the monotonic time it first did."""
-    deadline = time.monotonic() + timeout
-    while not http_ok(url):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{url}: no 200 within {timeout:.0f}s")
-        time.sleep(POLL_SECONDS)
-    return time.monotonic()
 
 
 def timed_start(shop: Shop, name: str) -> tuple[float, float]:
     """Start `name` afresh; the seconds to its first `/healthz` and to its first `/readyz` 200."""
-    env = {**shop.env, "PORT": str(shop.ports[name]), "OTEL_SERVICE_NAME": name}
-    process = ManagedProcess(
-        name, [sys.executable, "-m", MODULES[name]], shop.workdir / "logs" / f"{name}.log", env=env
-    )
     started = time.monotonic()
-    process.start()
+    shop.start([name])
+    alive = time.monotonic()
     try:
-        alive = first_ok(f"{shop.url(name)}/healthz")
-        ready = first_ok(f"{shop.url(name)}/readyz")
+        shop.wait_ready([name])
     finally:
-        process.stop()
+        ready = time.monotonic()
+        shop.stop(name)
     return alive - started, ready - started
 
 
