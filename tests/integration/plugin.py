@@ -124,8 +124,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     if loads:
         console.print("[bold]Loads[/bold] (requests, failed, orders placed, seconds):")
         for test, figures in loads.items():
+            name = test.split("::")[-1]
             for load in figures:
-                name = test.split("::")[-1]
                 console.print(
                     f"  {name}: {load.kind} {load.requests:,} requests, {load.failed} failed, "
                     f"{load.placed:,} orders placed, {load.seconds:.0f} s"

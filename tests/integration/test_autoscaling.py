@@ -155,12 +155,16 @@ class LoopResult:
         return total / 3600
 
 
+def _node_ready(node: Node) -> bool:
+    conditions = (node.status.conditions if node.status else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
 def _ready_nodes(stage: Stage) -> dict[str, str]:
     """Ready nodes by name, with their zone."""
     found = {}
     for node in stage.kube().list(Node):
-        conditions = (node.status.conditions if node.status else None) or []
-        if node.metadata and any(c.type == "Ready" and c.status == "True" for c in conditions):
+        if node.metadata and _node_ready(node):
             found[node.metadata.name or ""] = (node.metadata.labels or {}).get(ZONE_LABEL, "")
     return found
 
@@ -205,8 +209,7 @@ def room_left_at_every_hpa_maximum(stage: Stage) -> str | None:
     kube = stage.kube()
     room = Resources()
     for node in kube.list(Node):
-        conditions = (node.status.conditions if node.status else None) or []
-        if node.status and any(c.type == "Ready" and c.status == "True" for c in conditions):
+        if node.status and _node_ready(node):
             room += allocatable(node.status.allocatable or node.status.capacity or {})
     for pod in kube.list(Pod, namespace="*"):
         if pod.spec and pod.spec.nodeName and pod.status and pod.status.phase not in ("Succeeded", "Failed"):
